@@ -2,20 +2,27 @@
 
 This is the only module that prints. Exit codes: 0 every selected document is on
 disk and verified; 1 some documents failed (the rest are kept); 2 usage, config
-or output-folder error; 3 Skop API error; 4 job not completed; 130 interrupted.
+or output-folder error; 3 Skop API error; 4 job not completed; 130 interrupted (143 by SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from downloader import __version__
-from downloader.errors import EXIT_INTERRUPTED, EXIT_USAGE, FetchDocsError
+from downloader.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    FetchDocsError,
+    Interrupted,
+)
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -77,6 +84,9 @@ def _add_common(parser: argparse.ArgumentParser, *, default_out: str = "docs") -
     add("--max-retry-wait", type=float, metavar="S", help="longest Retry-After obeyed (120)")
     add("--connect-timeout", type=float, metavar="S", help="connect timeout (default 30)")
     add("--read-timeout", type=float, metavar="S", help="longest silence mid-transfer (120)")
+    add("--keep-mismatched", action="store_true", default=None, help="keep HTML sent for a pdf")
+    add("--public-only", action="store_true", default=None, help="refuse private/loopback hosts")
+    add("--no-space-check", action="store_true", default=None, help="skip the free-space check")
     add("--dry-run", action="store_true", help="list what would be fetched; download nothing")
     add("--json", action="store_true", help="print the run summary as JSON on stdout")
     add("-q", "--quiet", action="store_true", default=None, help="no progress bar or summary line")
@@ -110,31 +120,77 @@ def _run(args: argparse.Namespace, *, demo: bool) -> int:
     config = getattr(args, "config", None)
     settings = load_settings(flags=flags, config_file=config)
     progress = _progress_for(settings)
+    signals = _Signals()
     try:
         pulling = _pull_demo if demo else _pull
-        summary = asyncio.run(pulling(settings, args, progress))
+        summary = asyncio.run(signals.watch(pulling(settings, args, progress, signals.stop)))
+    except Interrupted as exc:
+        raise signals.explain(exc) from None
     finally:
         if progress is not None:
             progress.close()
     _report(summary, as_json=args.json, quiet=settings.quiet)
+    if summary.interrupted:
+        _error(str(signals.explain(Interrupted("interrupted"))))
+        return signals.exit_code
     return summary.exit_code
+
+
+class _Signals:
+    """SIGINT and SIGTERM ask the pipeline to stop; a second one kills it as usual."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.received: int | None = None
+
+    async def watch(self, work: Coroutine[Any, Any, RunSummary]) -> RunSummary:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        try:
+            return await work
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self.received = signum
+        self.stop.set()
+        asyncio.get_running_loop().remove_signal_handler(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TERMINATED if self.received == signal.SIGTERM else EXIT_INTERRUPTED
+
+    def explain(self, exc: Interrupted) -> Interrupted:
+        """``exc`` naming the signal, with the exit code it calls for."""
+        name = signal.Signals(self.received).name if self.received else "a signal"
+        error = Interrupted(f"interrupted by {name}; finished documents and the manifest are kept")
+        error.exit_code = self.exit_code
+        return error
 
 
 _SETTING_FLAGS = (
     "api_url", "api_key", "out", "min_confidence", "type", "exclude_type", "max_size_mb",
     "concurrency", "per_host", "retries", "retry_base", "retry_cap", "max_retry_wait",
-    "connect_timeout", "read_timeout",
+    "connect_timeout", "read_timeout", "keep_mismatched", "public_only", "no_space_check",
     "quiet",
 )  # fmt: skip
 
 
-async def _pull(settings: Settings, args: argparse.Namespace, progress: Any) -> RunSummary:
+async def _pull(
+    settings: Settings, args: argparse.Namespace, progress: Any, stop: asyncio.Event
+) -> RunSummary:
     from downloader.job import pull
 
-    return await pull(jobs=args.jobs, settings=settings, dry_run=args.dry_run, progress=progress)
+    return await pull(
+        jobs=args.jobs, settings=settings, dry_run=args.dry_run, progress=progress, stop=stop
+    )
 
 
-async def _pull_demo(settings: Settings, args: argparse.Namespace, progress: Any) -> RunSummary:
+async def _pull_demo(
+    settings: Settings, args: argparse.Namespace, progress: Any, stop: asyncio.Event
+) -> RunSummary:
     from downloader.demo import DEMO_JOB_ID, demo_catalog, serve
 
     async with serve(demo_catalog()) as base_url:
@@ -144,7 +200,11 @@ async def _pull_demo(settings: Settings, args: argparse.Namespace, progress: Any
         from downloader.job import pull
 
         return await pull(
-            jobs=[DEMO_JOB_ID], settings=settings, dry_run=args.dry_run, progress=progress
+            jobs=[DEMO_JOB_ID],
+            settings=settings,
+            dry_run=args.dry_run,
+            progress=progress,
+            stop=stop,
         )
 
 
@@ -198,6 +258,8 @@ def _report(summary: RunSummary, *, as_json: bool, quiet: bool) -> None:
             _error(job.error)
     for failure in summary.failures:
         _error(f"failed: {failure.path}: {failure.error}", prefix=False)
+    if summary.halted:
+        _error(f"stopped early, the disk is full: {summary.halted}")
     if as_json:
         print(summary.model_dump_json(indent=2))
     elif summary.dry_run:
@@ -223,6 +285,10 @@ def _summary_line(summary: RunSummary) -> str:
     if summary.already_present:
         parts.append(f"{summary.already_present} already present")
     parts.append(f"{summary.failed} failed")
+    if summary.not_attempted:
+        parts.append(f"{summary.not_attempted} not attempted")
+    if summary.mismatched:
+        parts.append(f"{summary.mismatched} not of their claimed type")
     where = f" -> {summary.manifest}" if summary.manifest else ""
     return (
         f"{summary.selected} selected: {', '.join(parts)}; "

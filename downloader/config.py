@@ -39,6 +39,9 @@ class Settings(BaseModel):
     max_retry_wait: Seconds = 120.0
     connect_timeout: Seconds = 30.0
     read_timeout: Seconds = 120.0
+    keep_mismatched: bool = False
+    public_only: bool = False
+    no_space_check: bool = False
     quiet: bool = False
 
     @property

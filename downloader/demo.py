@@ -29,6 +29,7 @@ import itertools
 import math
 import re
 import secrets
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
@@ -67,6 +68,7 @@ DEMO_JOB_ID = "job_4fc79a89797e"
 CHUNK_SIZE = 64 * 1024
 LAST_MODIFIED = "Tue, 12 Mar 2024 09:30:00 GMT"
 RATE_LIMIT_PER_HOUR = 100
+DROP_PAUSE = 0.05  # seconds between the last byte of a cut body and the hang-up
 
 _MIB = 1024 * 1024
 _CREATED = datetime(2024, 3, 12, 9, 30, 0, tzinfo=UTC)
@@ -143,6 +145,7 @@ class DemoDocument:
     claimed_size_mb: float | None = math.nan
     faults: Faults = NO_FAULTS
     content_type: str = ""
+    listed_url: str | None = None  # listed instead of this server's URL (bad or foreign URLs)
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/") or "?" in self.path or "#" in self.path:
@@ -204,6 +207,7 @@ class RequestRecord:
     path: str
     host: str
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic clock)
 
     def header(self, name: str) -> str | None:
         """Case-insensitive header lookup."""
@@ -223,18 +227,27 @@ class DemoState:
         self.hits: Counter[str] = Counter()
         self.log: list[RequestRecord] = []
         self._index: dict[str, DemoDocument] = {}
-        self._indexed: list[DemoDocument] = []  # keeps ids in the fingerprint unique
+        self._indexed: list[object] = []  # keeps the fingerprint's objects (and ids) alive
         self._fingerprint: tuple[int, ...] = ()
 
     def document(self, path: str) -> DemoDocument:
-        """The document served at ``path`` (first listing wins); KeyError if none."""
-        docs = list(itertools.chain.from_iterable(j.documents for j in self.jobs.values()))
-        fingerprint = tuple(map(id, docs))
+        """The document served at ``path`` (first listing wins); KeyError if none.
+
+        The index is rebuilt when a job, or a job's ``documents`` list, is replaced or
+        changes length: assign a new list to change what a job serves.
+        """
+        fingerprint = tuple(
+            part
+            for job in self.jobs.values()
+            for part in (id(job), id(job.documents), len(job.documents))
+        )
         if fingerprint != self._fingerprint:
+            docs = list(itertools.chain.from_iterable(j.documents for j in self.jobs.values()))
             self._index = {}
             for doc in docs:
                 self._index.setdefault(doc.path, doc)
-            self._indexed, self._fingerprint = docs, fingerprint
+            self._indexed = [*self.jobs.values(), *(job.documents for job in self.jobs.values())]
+            self._fingerprint = fingerprint
         return self._index[path]
 
     def reset(self) -> None:
@@ -389,7 +402,7 @@ def _state(request: web.Request) -> DemoState:
 def _document_json(request: web.Request, doc: DemoDocument, index: int) -> dict[str, object]:
     body: dict[str, object] = {
         "name": doc.name,
-        "url": _absolute(request, doc.path),
+        "url": doc.listed_url or _absolute(request, doc.path),
         "source_page": _absolute(request, doc.source_page),
         "document_type": doc.document_type,
         "confidence_score": doc.confidence_score,
@@ -729,7 +742,9 @@ async def _send_file(
     data = memoryview(doc.body)[span.start : span.start + send]
     await _stream(response, data, doc.faults.chunk_delay)
     if send < length:
-        response.force_close()  # the body stops short and the connection goes away
+        # Let the bytes reach the client first, as on a real network, then hang up.
+        await asyncio.sleep(DROP_PAUSE)
+        response.force_close()
     return response
 
 

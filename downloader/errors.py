@@ -6,6 +6,7 @@ Exception tree::
     ├── UsageError                  2  bad flag, bad value, bad job id or key format
     │   └── ConfigError             2  bad or unreadable config file
     ├── OutputError                 2  the output folder or its manifest is unusable
+    │   └── NoSpace                 2  the claimed sizes exceed the free space
     ├── ApiError                    3  Skop answered, but not with usable results
     │   ├── AuthError               3  401/403: missing, invalid or under-scoped key
     │   ├── JobNotFound             3  404: job not found or access denied
@@ -13,6 +14,7 @@ Exception tree::
     │   ├── BadResponse             3  the body is not JSON or breaks the schema
     │   └── ApiUnreachable          3  connection failed, timed out (after retries)
     ├── JobNotReady                 4  the job is pending, running, failed or cancelled
+    ├── Interrupted               130  stopped by SIGINT (143: SIGTERM) before downloads
     └── DocumentError               1  one document could not be fetched; recorded in
         │                              the manifest, never raised past the pipeline
         ├── HttpStatusError            the document host answered 4xx/5xx
@@ -20,14 +22,18 @@ Exception tree::
         ├── IncompleteBody             fewer bytes than Content-Length said
         ├── TooLarge                   more bytes than --max-size-mb allows
         ├── DiskError                  the file could not be written (disk full, permissions)
+        ├── ContentMismatch            an HTML page arrived for a claimed pdf/doc/docx/...
         └── UnsafeUrl                  not http(s), or redirected somewhere refused
 
-``Interrupted`` (130) is not an error of the run but of its user: the CLI maps
-``KeyboardInterrupt`` to it. Transport exceptions of aiohttp are turned into these
-in exactly one place per client (``api._request`` and ``fetch._transfer``).
+``Interrupted`` (130; 143 for SIGTERM) is raised when a stop was asked for before
+downloads began; once they run, a stop returns a summary marked interrupted.
+Transport exceptions of aiohttp are turned into these in exactly one place per
+client (``api._request`` and ``fetch._transfer``).
 """
 
 from __future__ import annotations
+
+from errno import EDQUOT, EFBIG, ENOSPC
 
 EXIT_OK = 0
 EXIT_DOCUMENTS_FAILED = 1
@@ -35,6 +41,7 @@ EXIT_USAGE = 2
 EXIT_API = 3
 EXIT_JOB_NOT_READY = 4
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class FetchDocsError(Exception):
@@ -63,6 +70,10 @@ class OutputError(FetchDocsError):
     """The output folder cannot be created or written, or its manifest is unreadable."""
 
     exit_code = EXIT_USAGE
+
+
+class NoSpace(OutputError):
+    """The selected documents claim more bytes than the output folder has free."""
 
 
 class ApiError(FetchDocsError):
@@ -97,6 +108,12 @@ class ApiUnreachable(ApiError):
     """The API host could not be reached (DNS, refused, reset, timeout) after retries."""
 
     retryable = True
+
+
+class Interrupted(FetchDocsError):
+    """The run was stopped (SIGINT, SIGTERM) before it could finish."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class JobNotReady(FetchDocsError):
@@ -144,6 +161,19 @@ class TooLarge(DocumentError):
 
 class DiskError(DocumentError):
     """The document could not be written to disk."""
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    @property
+    def out_of_space(self) -> bool:
+        """True when no later write can succeed either (disk full, quota, size limit)."""
+        return self.errno in {ENOSPC, EDQUOT, EFBIG}
+
+
+class ContentMismatch(DocumentError):
+    """The bytes are not the claimed kind of document (an HTML page for a pdf)."""
 
 
 class UnsafeUrl(DocumentError):

@@ -3,6 +3,11 @@
 A file appears under its final name only once every byte the server promised has
 arrived: short bodies, dropped connections, oversize bodies and disk errors leave
 no final file. Memory stays flat: bodies are streamed in chunks, never read whole.
+
+A ``.part`` whose response carried a validator (ETag or Last-Modified) is kept
+after a transient failure, with the validator beside it in ``<name>.part.json``;
+the next try, in this run or the next, asks for the rest with ``Range`` +
+``If-Range``. A matching 206 appends; a 200 starts over; a 416 drops the part.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -21,21 +28,28 @@ import aiohttp
 from yarl import URL
 
 from downloader.errors import (
+    ContentMismatch,
     DiskError,
     DocumentError,
+    FetchDocsError,
     HttpStatusError,
     IncompleteBody,
     TooLarge,
     TransferError,
     UnsafeUrl,
 )
+from downloader.netsafety import AddressPolicy, BlockedAddress, blocked_cause, check_url_host
 from downloader.retry import RetryPolicy, parse_retry_after, with_retries
+from downloader.sniff import SNIFF_BYTES, compatible, detect_type, is_html_instead
 
 CHUNK_SIZE: Final = 256 * 1024
 MAX_REDIRECTS: Final = 10
 PART_SUFFIX: Final = ".part"
+META_SUFFIX: Final = ".part.json"
+REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 # Documents are compressed already; identity keeps Content-Length meaningful.
 DOCUMENT_HEADERS: Final = {"Accept-Encoding": "identity"}
+CONTENT_RANGE_START: Final = "bytes "
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,27 +61,101 @@ class Fetched:
     http_status: int
     content_type: str | None
     final_url: str
+    detected_type: str | None
+    type_mismatch: bool
+    resumed_from: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Validators:
+    """What a kept ``.part`` needs to be resumed safely."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def if_range(self) -> str | None:
+        """The ``If-Range`` value: a strong ETag, else the Last-Modified date."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+
+class PartFile:
+    """A download in progress: ``<name>.part`` and its validators beside it."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.path = dest.with_name(dest.name + PART_SUFFIX)
+        self.meta = dest.with_name(dest.name + META_SUFFIX)
+
+    def resume_point(self, url: str) -> tuple[int, str] | None:
+        """``(offset, If-Range value)`` if the part can be continued for ``url``."""
+        try:
+            size = self.path.stat().st_size
+            validators = Validators(**json.loads(self.meta.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+        if size == 0 or validators.url != url or validators.if_range is None:
+            return None
+        return size, validators.if_range
+
+    def save_validators(self, validators: Validators) -> None:
+        """Make the part resumable (only worth it when there is a validator)."""
+        if validators.if_range is None:
+            self.meta.unlink(missing_ok=True)
+        else:
+            self.meta.write_text(json.dumps(asdict(validators)), encoding="utf-8")
+
+    def discard(self) -> None:
+        """Remove the part and its validators."""
+        self.path.unlink(missing_ok=True)
+        self.meta.unlink(missing_ok=True)
+
+    def commit(self) -> None:
+        """Give the complete part its final name."""
+        self.path.replace(self.dest)
+        self.meta.unlink(missing_ok=True)
+
+
+def part_path(dest: Path) -> Path:
+    """Where ``dest`` is written until it is complete."""
+    return PartFile(dest).path
 
 
 class HostSlots:
-    """At most ``total`` downloads at once, and at most ``per_host`` per host."""
+    """At most ``total`` downloads at once and ``per_host`` per host; hosts can be paused."""
 
     def __init__(self, *, total: int, per_host: int) -> None:
         self._total = asyncio.Semaphore(total)
         self._hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(per_host)
         )
+        self._paused_until: dict[str, float] = {}
 
     @contextlib.asynccontextmanager
     async def hold(self, url: str) -> AsyncIterator[None]:
-        """Wait for the host's slot first, so a busy host never blocks a global one."""
-        async with self._hosts[str(URL(url).origin())], self._total:
-            yield
+        """Wait for the host's slot and pause first, so a busy host never holds a global slot."""
+        host = _host_key(url)
+        async with self._hosts[host]:
+            # A deadline that later 429s may push back: re-read it after each sleep.
+            while (wait := self._paused_until.get(host, 0.0) - time.monotonic()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(wait)
+            async with self._total:
+                yield
+
+    def pause(self, url: str, seconds: float) -> None:
+        """Hold back every request to ``url``'s host for ``seconds`` (a 429 there)."""
+        host = _host_key(url)
+        until = time.monotonic() + seconds
+        self._paused_until[host] = max(until, self._paused_until.get(host, 0.0))
 
 
-def part_path(dest: Path) -> Path:
-    """Where ``dest`` is written until it is complete."""
-    return dest.with_name(dest.name + PART_SUFFIX)
+def _host_key(url: str) -> str:
+    return str(URL(url).origin())
 
 
 class Fetcher:
@@ -80,94 +168,170 @@ class Fetcher:
         policy: RetryPolicy,
         timeout: aiohttp.ClientTimeout,
         slots: HostSlots,
+        addresses: AddressPolicy,
         max_bytes: int | None = None,
+        keep_mismatched: bool = False,
         on_bytes: Callable[[int], None] = lambda _: None,
     ) -> None:
         self._session = session
         self._policy = policy
         self._timeout = timeout
         self._slots = slots
+        self._addresses = addresses
         self._max_bytes = max_bytes
+        self._keep_mismatched = keep_mismatched
         self._on_bytes = on_bytes
+        self.retries = 0
+        self.received = 0  # body bytes received, every try included
 
-    async def fetch(self, *, url: str, dest: Path) -> Fetched:
+    async def fetch(self, *, url: str, dest: Path, claimed_type: str) -> Fetched:
         """Download ``url`` to ``dest``; on any failure no file exists under ``dest``."""
-        check_url(url)
-        part = part_path(dest)
+        part = PartFile(dest)
         try:
-            part.parent.mkdir(parents=True, exist_ok=True)
-            fetched = await with_retries(lambda _: self._attempt(url, part), policy=self._policy)
-            part.replace(dest)
+            self._check_url(url)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fetched = await with_retries(
+                lambda _: self._attempt(url, part),
+                policy=self._policy,
+                on_retry=lambda exc, delay: self._on_retry(url, exc, delay),
+            )
+            fetched = self._check_content(url, claimed_type, fetched)
+            part.commit()
         except OSError as exc:
-            part.unlink(missing_ok=True)
-            msg = f"cannot write '{dest.name}': {exc.strerror or exc}"
-            raise DiskError(msg) from exc
-        except DocumentError:
-            part.unlink(missing_ok=True)
+            part.discard()
+            raise _disk_error(exc, dest) from exc
+        except DocumentError as exc:
+            if not exc.retryable:
+                part.discard()  # a retryable failure keeps its part for the next run
             raise
         return fetched
 
-    async def _attempt(self, url: str, part: Path) -> Fetched:
+    def _on_retry(self, url: str, exc: FetchDocsError, delay: float) -> None:
+        self.retries += 1
+        if isinstance(exc, HttpStatusError) and exc.status == 429:
+            self._slots.pause(url, delay)
+
+    def _check_url(self, url: str) -> None:
+        host = check_url(url)
+        try:
+            check_url_host(host, policy=self._addresses)
+        except BlockedAddress as exc:
+            msg = f"{exc} (url '{url}')"
+            raise UnsafeUrl(msg) from exc
+
+    def _check_content(self, url: str, claimed_type: str, fetched: Fetched) -> Fetched:
+        """``fetched`` with its type mismatch noted; an HTML page for a document fails."""
+        detected = fetched.detected_type
+        if self._keep_mismatched or not is_html_instead(claimed=claimed_type, detected=detected):
+            mismatch = not compatible(claimed=claimed_type, detected=detected)
+            return replace(fetched, type_mismatch=mismatch)
+        msg = (
+            f"the server sent an HTML page, not a {claimed_type}: likely a login or error "
+            f"page (url '{url}'; --keep-mismatched keeps such files)"
+        )
+        raise ContentMismatch(msg)
+
+    async def _attempt(self, url: str, part: PartFile) -> Fetched:
         async with self._slots.hold(url):
             return await self._transfer(url, part)
 
-    async def _transfer(self, url: str, part: Path) -> Fetched:
-        """One GET into ``part``; the one place where aiohttp's errors become ours."""
+    async def _transfer(self, url: str, part: PartFile) -> Fetched:
+        """One try; the one place where aiohttp's errors become ours."""
+        resume = part.resume_point(url)
         try:
-            async with self._session.get(
-                url,
-                headers=DOCUMENT_HEADERS,
-                timeout=self._timeout,
-                max_redirects=MAX_REDIRECTS,
-            ) as response:
-                return await self._receive(response, url, part)
-        except aiohttp.TooManyRedirects as exc:
-            msg = f"more than {MAX_REDIRECTS} redirects for url '{url}'"
-            raise UnsafeUrl(msg) from exc
-        except (aiohttp.RedirectClientError, aiohttp.InvalidURL) as exc:
-            msg = f"refused redirect to a non-http(s) or invalid url from '{url}'"
-            raise UnsafeUrl(msg) from exc
+            response = await self._open(url, resume)
+            async with response:
+                return await self._receive(response, url, part, resume)
         except aiohttp.ClientPayloadError as exc:
             msg = f"the connection broke mid-body for url '{url}'"
             raise IncompleteBody(msg) from exc
         except aiohttp.ClientError as exc:
+            if blocked := blocked_cause(exc):
+                msg = f"{blocked} (url '{url}')"
+                raise UnsafeUrl(msg) from exc
             msg = f"{type(exc).__name__} for url '{url}': {exc}"
             raise TransferError(msg) from exc
         except TimeoutError as exc:
             msg = f"timed out waiting for data from url '{url}'"
             raise TransferError(msg) from exc
 
-    async def _receive(self, response: aiohttp.ClientResponse, url: str, part: Path) -> Fetched:
+    async def _open(self, url: str, resume: tuple[int, str] | None) -> aiohttp.ClientResponse:
+        """GET ``url``, following redirects ourselves so every hop is checked."""
+        headers = dict(DOCUMENT_HEADERS)
+        if resume is not None:
+            headers |= {"Range": f"bytes={resume[0]}-", "If-Range": resume[1]}
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self._session.get(
+                current, headers=headers, timeout=self._timeout, allow_redirects=False
+            )
+            location = response.headers.get("Location")
+            if response.status not in REDIRECTS or not location:
+                return response
+            response.release()
+            current = str(response.url.join(URL(location)))
+            self._check_url(current)
+        msg = f"more than {MAX_REDIRECTS} redirects for url '{url}'"
+        raise UnsafeUrl(msg)
+
+    async def _receive(
+        self,
+        response: aiohttp.ClientResponse,
+        url: str,
+        part: PartFile,
+        resume: tuple[int, str] | None,
+    ) -> Fetched:
+        if response.status == 416:
+            part.discard()
+            msg = f"416 Range Not Satisfiable for url '{url}': starting over"
+            raise TransferError(msg)
         _check_status(response, url)
+        try:
+            offset = _resumed_offset(response, resume)
+        except TransferError:
+            part.discard()
+            raise
+        etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+        if offset == 0:
+            part.save_validators(Validators(url=url, etag=etag, last_modified=modified))
         expected = _expected_length(response)
         if expected is not None:
-            self._check_size(expected, url)
-        size, digest = await self._stream(response, url, part)
-        if expected is not None and size != expected:
-            msg = f"got {size} of {expected} bytes for url '{url}'"
+            self._check_size(offset + expected, url)
+        size, digest, head = await self._stream(response, url, part, offset)
+        if expected is not None and size != offset + expected:
+            msg = f"got {size} of {offset + expected} bytes for url '{url}'"
             raise IncompleteBody(msg)
+        detected = detect_type(head)
         return Fetched(
             size=size,
             sha256=digest,
             http_status=response.status,
             content_type=response.headers.get("Content-Type"),
             final_url=str(response.url),
+            detected_type=detected,
+            type_mismatch=False,
+            resumed_from=offset,
+            etag=etag,
+            last_modified=modified,
         )
 
     async def _stream(
-        self, response: aiohttp.ClientResponse, url: str, part: Path
-    ) -> tuple[int, str]:
-        """Copy the body into ``part`` chunk by chunk, counting and hashing as it goes."""
-        hasher = hashlib.sha256()
-        size = 0
-        async with aiofiles.open(part, "wb") as file:
+        self, response: aiohttp.ClientResponse, url: str, part: PartFile, offset: int
+    ) -> tuple[int, str, bytes]:
+        """Append the body to the part chunk by chunk, counting and hashing as it goes."""
+        hasher, head = await asyncio.to_thread(_hash_prefix, part.path, offset)
+        size = offset
+        async with aiofiles.open(part.path, "ab" if offset else "wb") as file:
             async for chunk in response.content.iter_chunked(CHUNK_SIZE):
                 size += len(chunk)
                 self._check_size(size, url)
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
                 hasher.update(chunk)
                 await file.write(chunk)
+                self.received += len(chunk)
                 self._on_bytes(len(chunk))
-        return size, hasher.hexdigest()
+        return size, hasher.hexdigest(), bytes(head)
 
     def _check_size(self, size: int, url: str) -> None:
         if self._max_bytes is not None and size > self._max_bytes:
@@ -176,8 +340,8 @@ class Fetcher:
             raise TooLarge(msg)
 
 
-def check_url(url: str) -> None:
-    """Refuse anything but absolute http(s) URLs before any connection is made."""
+def check_url(url: str) -> str:
+    """The host of ``url``; refuses anything but absolute http(s) URLs."""
     try:
         parsed = URL(url)
     except (ValueError, TypeError) as exc:
@@ -186,6 +350,32 @@ def check_url(url: str) -> None:
     if parsed.scheme not in {"http", "https"} or not parsed.host:
         msg = f"refused url '{url}': only absolute http and https urls are fetched"
         raise UnsafeUrl(msg)
+    return parsed.host
+
+
+def _hash_prefix(path: Path, offset: int) -> tuple[hashlib._Hash, bytearray]:
+    """A sha256 fed with the first ``offset`` bytes of ``path``, and its sniffing head."""
+    hasher = hashlib.sha256()
+    head = bytearray()
+    if offset:
+        with path.open("rb") as file:
+            while chunk := file.read(CHUNK_SIZE):
+                hasher.update(chunk)
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+    return hasher, head
+
+
+def _resumed_offset(response: aiohttp.ClientResponse, resume: tuple[int, str] | None) -> int:
+    """Where the body starts: the resume offset for a matching 206, else 0."""
+    if response.status != 206 or resume is None:
+        return 0
+    content_range = response.headers.get("Content-Range", "")
+    start = content_range.removeprefix(CONTENT_RANGE_START).split("-", 1)[0]
+    if start != str(resume[0]):
+        msg = f"the server sent range '{content_range}', not bytes {resume[0]}-"
+        raise TransferError(msg)
+    return resume[0]
 
 
 def _check_status(response: aiohttp.ClientResponse, url: str) -> None:
@@ -201,3 +391,8 @@ def _expected_length(response: aiohttp.ClientResponse) -> int | None:
     if response.headers.get("Content-Encoding", "identity").lower() != "identity":
         return None
     return response.content_length
+
+
+def _disk_error(exc: OSError, dest: Path) -> DiskError:
+    msg = f"cannot write '{dest.name}': {exc.strerror or exc}"
+    return DiskError(msg, errno=exc.errno)

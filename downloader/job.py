@@ -1,22 +1,25 @@
 """The pipeline: job ids in, a verified folder and its manifest out.
 
 ``pull`` orchestrates: it asks Skop for each job's results, selects documents,
-names them, hands them to the fetcher, and records every outcome in the
-manifest. It reports progress through a callback and never prints.
+names them, hands them to the fetcher, and records every outcome in the journal
+and the manifest. It reports progress through a callback and never prints.
+Setting the ``stop`` event (the CLI does on SIGINT/SIGTERM) stops new downloads,
+keeps the ``.part`` files of those in flight, saves the manifest and returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import BaseModel
+from yarl import URL
 
 from downloader import __version__
 from downloader.api import SkopClient, check_api_key, check_job_id
@@ -24,18 +27,23 @@ from downloader.config import Settings
 from downloader.errors import (
     EXIT_API,
     EXIT_DOCUMENTS_FAILED,
-    EXIT_OK,
+    EXIT_INTERRUPTED,
     ApiError,
     AuthError,
+    DiskError,
     DocumentError,
+    Interrupted,
     JobNotReady,
+    NoSpace,
     OutputError,
 )
-from downloader.fetch import PART_SUFFIX, Fetched, Fetcher, HostSlots
+from downloader.fetch import META_SUFFIX, PART_SUFFIX, Fetched, Fetcher, HostSlots
 from downloader.manifest import (
+    JOURNAL_NAME,
     MANIFEST_NAME,
     Entry,
     JobRecord,
+    Journal,
     Manifest,
     load_manifest,
     save_manifest,
@@ -43,84 +51,22 @@ from downloader.manifest import (
 )
 from downloader.models import Document
 from downloader.names import assign_names, safe_filename
+from downloader.netsafety import AddressPolicy, GuardedResolver
 from downloader.retry import RetryPolicy
-from downloader.select import Wanted, select
+from downloader.select import MEGABYTE, Wanted, select
+from downloader.summary import (
+    Failure,
+    JobOutcome,
+    PlannedDocument,
+    Progress,
+    RunSummary,
+    SilentProgress,
+)
 
+__all__ = ["Progress", "RunSummary", "pull", "pull_sync"]
 
-class Progress(Protocol):
-    """What the pipeline tells its caller while it works (the CLI draws bars from it)."""
-
-    def planned(self, *, files: int, claimed_bytes: int) -> None:
-        """Downloads are about to start."""
-
-    def received(self, nbytes: int) -> None:
-        """More bytes of some document arrived."""
-
-    def finished(self, *, url: str, entry: Entry) -> None:
-        """One document is done, downloaded or failed."""
-
-
-class SilentProgress:
-    """A Progress that ignores everything."""
-
-    def planned(self, *, files: int, claimed_bytes: int) -> None:
-        """Ignore."""
-
-    def received(self, nbytes: int) -> None:
-        """Ignore."""
-
-    def finished(self, *, url: str, entry: Entry) -> None:
-        """Ignore."""
-
-
-class JobOutcome(BaseModel):
-    """How one job went: its Skop status, what it listed, and any error."""
-
-    job_id: str
-    status: str
-    listed: int = 0
-    selected: int = 0
-    error: str | None = None
-    exit_code: int = EXIT_OK
-
-
-class PlannedDocument(BaseModel):
-    """A document a run wants, and where it goes (what ``--dry-run`` lists)."""
-
-    url: str
-    name: str
-    document_type: str
-    confidence_score: float
-    file_size_mb: float | None
-    path: str
-    present: bool = False
-
-
-class Failure(BaseModel):
-    """A document that could not be fetched."""
-
-    url: str
-    path: str
-    error: str
-
-
-class RunSummary(BaseModel):
-    """What a run did; ``exit_code`` is the worst outcome of all jobs and documents."""
-
-    out: str
-    manifest: str | None = None
-    dry_run: bool = False
-    jobs: list[JobOutcome]
-    selected: int
-    downloaded: int = 0
-    already_present: int = 0
-    failed: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    download_seconds: float = 0.0
-    planned: list[PlannedDocument] = []
-    failures: list[Failure] = []
-    exit_code: int = EXIT_OK
+OWN_FILES = frozenset({MANIFEST_NAME, JOURNAL_NAME})
+T = TypeVar("T")
 
 
 async def pull(
@@ -129,6 +75,7 @@ async def pull(
     settings: Settings,
     dry_run: bool = False,
     progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
 ) -> RunSummary:
     """Fetch, select and download the documents of ``jobs`` into ``settings.out``."""
     started = time.monotonic()
@@ -144,16 +91,37 @@ async def pull(
             policy=retry_policy(settings),
             timeout=client_timeout(settings),
         )
-        outcomes, listings = await _collect(client, jobs=jobs, manifest=manifest)
+        stop = stop or asyncio.Event()
+        outcomes, listings = await run_unless_stopped(
+            _collect(client, jobs=jobs, manifest=manifest), stop
+        )
         run = _Run(
             settings=settings,
             manifest=manifest,
             session=session,
             progress=progress or SilentProgress(),
+            stop=stop,
         )
         summary = await run.execute(listings, outcomes=outcomes, dry_run=dry_run)
     summary.seconds = round(time.monotonic() - started, 3)
     return summary
+
+
+async def run_unless_stopped(work: Coroutine[Any, Any, T], *events: asyncio.Event) -> T:
+    """Await ``work``; if one of ``events`` is set first, cancel it and raise Interrupted."""
+    task = asyncio.ensure_future(work)
+    watchers = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait({task, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (*watchers, task):
+            pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if task.cancelled():
+        msg = "interrupted; finished documents and the manifest are kept"
+        raise Interrupted(msg)
+    return task.result()
 
 
 def pull_sync(*, jobs: Sequence[str], settings: Settings, dry_run: bool = False) -> RunSummary:
@@ -178,10 +146,20 @@ def client_timeout(settings: Settings) -> aiohttp.ClientTimeout:
     )
 
 
+def address_policy(settings: Settings) -> AddressPolicy:
+    """Which addresses documents may come from; the Skop API host is trusted."""
+    api_host = (URL(settings.api_url).host or "").lower()
+    return AddressPolicy(public_only=settings.public_only, exempt_hosts=frozenset({api_host}))
+
+
 @contextlib.asynccontextmanager
 async def open_session(settings: Settings) -> AsyncIterator[aiohttp.ClientSession]:
     """The run's one HTTP session. No default auth: the key is added per API request."""
-    connector = aiohttp.TCPConnector(limit=settings.concurrency + 2, limit_per_host=0)
+    connector = aiohttp.TCPConnector(
+        limit=settings.concurrency + 2,
+        limit_per_host=0,
+        resolver=GuardedResolver(policy=address_policy(settings)),
+    )
     async with aiohttp.ClientSession(
         connector=connector,
         timeout=client_timeout(settings),
@@ -238,17 +216,23 @@ class _Run:
         manifest: Manifest,
         session: aiohttp.ClientSession,
         progress: Progress,
+        stop: asyncio.Event,
     ) -> None:
         self.settings = settings
         self.out = settings.out
         self.manifest = manifest
         self.progress = progress
+        self.stop = stop
+        self.halt = asyncio.Event()
+        self.journal = Journal(self.out)
         self.fetcher = Fetcher(
             session=session,
             policy=retry_policy(settings),
             timeout=client_timeout(settings),
             slots=HostSlots(total=settings.concurrency, per_host=settings.per_host),
+            addresses=address_policy(settings),
             max_bytes=settings.selection.max_bytes,
+            keep_mismatched=settings.keep_mismatched,
             on_bytes=progress.received,
         )
 
@@ -301,18 +285,58 @@ class _Run:
         self.manifest.selection = self.settings.selection
         todo = [item for item in wanted.values() if not self._keep_present(item, paths[item.url])]
         summary.already_present = len(wanted) - len(todo)
-        claimed = sum(int((item.document.file_size_mb or 0) * 1024 * 1024) for item in todo)
+        claimed = sum(int((item.document.file_size_mb or 0) * MEGABYTE) for item in todo)
+        self._check_space(claimed)
         self.progress.planned(files=len(todo), claimed_bytes=claimed)
         started = time.monotonic()
         try:
-            async with asyncio.TaskGroup() as group:
-                for item in todo:
-                    group.create_task(self._download_one(item, paths[item.url], summary))
+            await self._download_until_stopped(todo, paths, summary)
         finally:
             summary.download_seconds = round(time.monotonic() - started, 3)
+            self.journal.close()
             summary.manifest = str(save_manifest(self.out, self.manifest))
-        if summary.failed:
+            self.journal.discard()
+        self._conclude(summary, todo=len(todo))
+
+    async def _download_until_stopped(
+        self, todo: list[Wanted], paths: dict[str, str], summary: RunSummary
+    ) -> None:
+        """Run every download, unless ``stop`` or a full disk ends them early."""
+        with contextlib.suppress(Interrupted):
+            await run_unless_stopped(
+                self._download_each(todo, paths, summary), self.stop, self.halt
+            )
+        summary.interrupted = self.stop.is_set()
+
+    async def _download_each(
+        self, todo: list[Wanted], paths: dict[str, str], summary: RunSummary
+    ) -> None:
+        async with asyncio.TaskGroup() as group:
+            for item in todo:
+                group.create_task(self._download_one(item, paths[item.url], summary))
+
+    def _conclude(self, summary: RunSummary, *, todo: int) -> None:
+        """Counts and exit code once downloads are over."""
+        summary.not_attempted = todo - summary.downloaded - summary.failed
+        summary.retries = self.fetcher.retries
+        summary.bytes = self.fetcher.received
+        if summary.failed or summary.halted:
             summary.exit_code = EXIT_DOCUMENTS_FAILED
+        if summary.interrupted:
+            summary.exit_code = EXIT_INTERRUPTED
+
+    def _check_space(self, claimed: int) -> None:
+        """Refuse to start when the claimed sizes cannot fit in the free space."""
+        if self.settings.no_space_check:
+            return
+        free = shutil.disk_usage(self.out).free
+        if claimed > free:
+            msg = (
+                f"the selected documents claim {claimed / MEGABYTE:.1f} MB but '{self.out}' has "
+                f"{free / MEGABYTE:.1f} MB free: free some space, narrow the selection "
+                "(--max-size-mb, --type), or pass --no-space-check"
+            )
+            raise NoSpace(msg)
 
     def _keep_present(self, item: Wanted, path: str) -> bool:
         """Record new listings of a document already on disk; True if it needs no download."""
@@ -330,17 +354,24 @@ class _Run:
     async def _download_one(self, item: Wanted, path: str, summary: RunSummary) -> None:
         """Fetch one document and record the outcome; a failure never propagates."""
         attempted_at = utcnow()
+        claimed = item.document.document_type.strip().lstrip(".").lower()
         try:
-            fetched = await self.fetcher.fetch(url=item.url, dest=self.out / path)
+            fetched = await self.fetcher.fetch(
+                url=item.url, dest=self.out / path, claimed_type=claimed
+            )
         except DocumentError as exc:
             entry = self._entry(item, path, attempted_at=attempted_at, error=str(exc))
             summary.failed += 1
             summary.failures.append(Failure(url=item.url, path=path, error=str(exc)))
+            if isinstance(exc, DiskError) and exc.out_of_space:
+                summary.halted = str(exc)
+                self.halt.set()
         else:
             entry = self._entry(item, path, attempted_at=attempted_at, fetched=fetched)
             summary.downloaded += 1
-            summary.bytes += fetched.size
+            summary.mismatched += fetched.type_mismatch
         self.manifest.documents[item.url] = entry
+        self.journal.append(item.url, entry)
         self.progress.finished(url=item.url, entry=entry)
 
     def _entry(
@@ -355,11 +386,9 @@ class _Run:
         """The manifest entry for one outcome, keeping the listings of earlier runs."""
         document = item.document
         earlier = self.manifest.documents.get(item.url)
-        return Entry(
-            status="downloaded" if fetched else "failed",
+        failed = Entry(
+            status="failed",
             path=path,
-            size=fetched.size if fetched else None,
-            sha256=fetched.sha256 if fetched else None,
             error=error,
             name=document.name,
             document_type=document.document_type,
@@ -367,11 +396,24 @@ class _Run:
             confidence_score=document.confidence_score,
             source_pages=_union(earlier.source_pages if earlier else [], item.source_pages),
             job_ids=_union(earlier.job_ids if earlier else [], item.job_ids),
-            http_status=fetched.http_status if fetched else None,
-            content_type=fetched.content_type if fetched else None,
-            final_url=fetched.final_url if fetched else None,
-            downloaded_at=utcnow() if fetched else None,
             attempted_at=attempted_at,
+        )
+        if fetched is None:
+            return failed
+        return failed.model_copy(
+            update={
+                "status": "downloaded",
+                "size": fetched.size,
+                "sha256": fetched.sha256,
+                "http_status": fetched.http_status,
+                "content_type": fetched.content_type,
+                "detected_type": fetched.detected_type,
+                "type_mismatch": fetched.type_mismatch,
+                "final_url": fetched.final_url,
+                "etag": fetched.etag,
+                "last_modified": fetched.last_modified,
+                "downloaded_at": utcnow(),
+            }
         )
 
 
@@ -395,7 +437,7 @@ def _names_in(out: Path) -> set[str]:
         return {
             entry.name
             for entry in out.iterdir()
-            if entry.name != MANIFEST_NAME and not entry.name.endswith(PART_SUFFIX)
+            if entry.name not in OWN_FILES and not entry.name.endswith((PART_SUFFIX, META_SUFFIX))
         }
     except OSError:
         return set()

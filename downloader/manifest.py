@@ -2,6 +2,12 @@
 
 One manifest per output folder, keyed by document URL, written atomically
 (a temporary file, then ``os.replace``), so a reader never sees half of one.
+
+While a run downloads, each finished document is also appended to a journal
+(``.fetch-docs.journal``, one JSON line each). The manifest is written at the end
+of the run and the journal removed; a run that was killed before that leaves the
+journal behind, and the next load folds it into the manifest, so no finished
+document is fetched twice. Cost stays linear: one line per document.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,6 +25,7 @@ from downloader.models import JobResults
 from downloader.select import Selection
 
 MANIFEST_NAME: Final = "manifest.json"
+JOURNAL_NAME: Final = ".fetch-docs.journal"
 SCHEMA_VERSION: Final = 1
 
 
@@ -49,7 +56,11 @@ class Entry(ManifestModel):
     job_ids: list[str] = []
     http_status: int | None = None
     content_type: str | None = None
+    detected_type: str | None = None
+    type_mismatch: bool = False
     final_url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
     downloaded_at: datetime | None = None
     attempted_at: datetime | None = None
 
@@ -117,8 +128,61 @@ class Manifest(ManifestModel):
         return {url: entry.path for url, entry in self.documents.items() if entry.path}
 
 
+class JournalLine(ManifestModel):
+    """One finished document, as appended to the journal."""
+
+    url: str
+    entry: Entry
+
+
+class Journal:
+    """The append-only record of documents finished since the manifest was written."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / JOURNAL_NAME
+        self._file: TextIO | None = None
+
+    def append(self, url: str, entry: Entry) -> None:
+        """Record ``entry`` durably enough to survive the process being killed."""
+        if self._file is None:
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(JournalLine(url=url, entry=entry).model_dump_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Stop appending."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def discard(self) -> None:
+        """Remove the journal once the manifest holds everything in it."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def fold_journal(manifest: Manifest, out: Path) -> Manifest:
+    """``manifest`` with the entries of a journal left by an unfinished run."""
+    try:
+        lines = (out / JOURNAL_NAME).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return manifest
+    for line in lines:
+        try:
+            record = JournalLine.model_validate_json(line)
+        except ValidationError:
+            continue  # the torn last line of a killed process
+        manifest.documents[record.url] = record.entry
+    return manifest
+
+
 def load_manifest(out: Path) -> Manifest:
-    """The folder's manifest, or an empty one if there is none yet."""
+    """The folder's manifest with any unfinished run's journal folded in."""
+    return fold_journal(_read_manifest(out), out)
+
+
+def _read_manifest(out: Path) -> Manifest:
+    """The folder's manifest file, or an empty manifest if there is none yet."""
     path = out / MANIFEST_NAME
     try:
         raw = path.read_bytes()

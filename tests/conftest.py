@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -101,6 +103,12 @@ def one_job(*documents: DemoDocument, job_id: str = "job_test1", **fields: Any) 
     return DemoState(jobs=[DemoJob(job_id=job_id, documents=list(documents), **fields)])
 
 
+def _limit_file_size(limit: int) -> None:
+    """In the child: fail writes past ``limit`` bytes with EFBIG instead of killing it."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
 @dataclass
 class CliResult:
     """What a fetch-docs process did."""
@@ -115,14 +123,20 @@ async def run_cli(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     on_started: Callable[[asyncio.subprocess.Process], Awaitable[None]] | None = None,
+    max_file_size: int | None = None,
 ) -> CliResult:
-    """Run ``python -m downloader ARGS`` as a real process, bounded in time."""
+    """Run ``python -m downloader ARGS`` as a real process, bounded in time.
+
+    ``max_file_size`` caps the size of any file the process writes (RLIMIT_FSIZE), the
+    way a full disk would stop it: writes past it fail with EFBIG.
+    """
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SKOP_")}
     environ |= env or {}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "downloader", *map(str, args),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=environ, cwd=cwd,
+        preexec_fn=None if max_file_size is None else lambda: _limit_file_size(max_file_size),
     )  # fmt: skip
     if on_started is not None:
         await on_started(process)

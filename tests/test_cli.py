@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import signal
 from pathlib import Path
 
 import pytest
@@ -202,37 +200,6 @@ async def test_unfinished_job_exit_4(
     assert_clean_error(
         result, 4, rf"job job_wip1 is {status}, not completed.*: (try again|start a new)"
     )
-
-
-async def test_sigint_exits_130_and_keeps_finished_work(
-    start_server: StartServer, tmp_path: Path
-) -> None:
-    """Ctrl-C mid-download exits 130, keeps finished files and writes a valid manifest."""
-    fast = listing("/f/fast.pdf", size=2000)
-    slow = listing("/f/slow.pdf", size=4 * 1024 * 1024, faults=Faults(chunk_delay=0.2))
-    server = await start_server(one_job(fast, slow, job_id="job_int1"))
-
-    async def interrupt_when_streaming(process: asyncio.subprocess.Process) -> None:
-        for _ in range(200):
-            if (tmp_path / "fast.pdf").exists() and server.state.hits["/f/slow.pdf"]:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-
-    result = await run_cli(
-        "job_int1",
-        "--api-url",
-        server.url,
-        "--out",
-        tmp_path,
-        env=KEY_ENV,
-        on_started=interrupt_when_streaming,
-    )
-    assert_clean_error(result, 130, r"interrupted")
-    manifest = load_manifest(tmp_path)
-    assert manifest.documents[f"{server.url}/f/fast.pdf"].status == "downloaded"
-    assert not (tmp_path / "slow.pdf").exists()
 
 
 async def test_dry_run_lists_targets(demo: Server, tmp_path: Path) -> None:

@@ -418,7 +418,7 @@ async def test_state_changes_apply_to_the_next_request(start: Start) -> None:
     async with client.get(doc.path) as response:
         assert response.status == 200
     job = state.jobs[JOB]
-    job.documents[0] = dataclasses.replace(doc, faults=Faults(fail_times=1))
+    job.documents = [dataclasses.replace(doc, faults=Faults(fail_times=1))]
     state.reset()
     async with client.get(doc.path) as response:
         assert response.status == 500
