@@ -1,16 +1,21 @@
 """Run one command and measure it: wall time, peak RSS and CPU time of its process tree.
 
-The command runs in its own session; ``os.wait4`` returns its rusage, which on Linux
-includes the children it reaped (``ru_maxrss`` is the largest RSS of any of them, in
-KiB). A timer kills the whole process group at the timeout.
+Linux caveat: a child's ``ru_maxrss`` starts at the peak RSS of the process that spawned
+it, and the bench process holds whole scenarios in memory. So each command is started
+through a tiny launcher, which reports the ``wait4`` rusage of the command (and of the
+children it reaped): GNU ``time`` when installed (floor about 1 MiB), else
+``launch.py`` (a bare interpreter; floor about 9 MiB). The launcher runs in its own
+session, and a timer kills that whole process group at the timeout.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -19,12 +24,15 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+GNU_TIME = "/usr/bin/time"
+_LAUNCH = Path(__file__).resolve().with_name("launch.py")
+
 
 @dataclass(frozen=True)
 class Measurement:
     """One run of one command."""
 
-    wall: float  # seconds, start of Popen to the exit status being reaped
+    wall: float  # seconds from start to exit (launcher start-up excluded for launch.py)
     rss_mb: float  # peak RSS of the process tree, MiB
     cpu: float  # user + system seconds of the process tree
     returncode: int
@@ -37,9 +45,47 @@ class Measurement:
         return self.returncode == 0 and not self.timed_out
 
 
+def rss_method() -> str:
+    """How peak RSS is measured here, for the report."""
+    if _has_gnu_time():
+        return "GNU time (%M)"
+    return "bench/launch.py, a bare-interpreter launcher: values below ~9 MiB read as ~9 MiB"
+
+
+def _has_gnu_time() -> bool:
+    return Path(GNU_TIME).exists() and shutil.which(GNU_TIME) is not None
+
+
+def _launcher(result: Path) -> list[str]:
+    if _has_gnu_time():
+        return [GNU_TIME, "-q", "-f", "%M %U %S", "-o", str(result)]
+    return [sys.executable, "-S", str(_LAUNCH), str(result)]
+
+
+def _parse(result: Path) -> tuple[float, float, float | None]:
+    """(max RSS KiB, CPU s, wall s or None) from the launcher's last line."""
+    lines = result.read_text().split("\n") if result.exists() else []
+    fields = next((line.split() for line in reversed(lines) if line.strip()), [])
+    if len(fields) < 3:
+        return float("nan"), float("nan"), None
+    wall = float(fields[3]) if len(fields) > 3 else None
+    return float(fields[0]), float(fields[1]) + float(fields[2]), wall
+
+
 def _kill_group(pid: int) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait for ``proc``; True if it had to be killed at ``timeout``."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.wait()
+        return True
+    return False
 
 
 def run_measured(
@@ -47,37 +93,31 @@ def run_measured(
     *,
     timeout: float,
     env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
 ) -> Measurement:
     """Run ``command`` to completion (or ``timeout``) and measure it."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            command, stdout=out, stderr=err, env=env, cwd=cwd, start_new_session=True
-        )
-        expired = threading.Event()
-
-        def on_timeout() -> None:
-            expired.set()
-            _kill_group(proc.pid)
-
-        timer = threading.Timer(timeout, on_timeout)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    with tempfile.TemporaryDirectory(prefix="measure-") as tmp:
+        result = Path(tmp) / "rusage"
+        out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                [*_launcher(result), *command],
+                stdout=out,
+                stderr=err,
+                env=env,
+                start_new_session=True,
+            )
+            timed_out = _wait(proc, timeout)
+            wall = time.perf_counter() - start
+        rss_kib, cpu, launcher_wall = _parse(result)
+        stdout = out_path.read_text(errors="replace")
+        stderr = err_path.read_text(errors="replace")
     return Measurement(
-        wall=wall,
-        rss_mb=usage.ru_maxrss / 1024,
-        cpu=usage.ru_utime + usage.ru_stime,
+        wall=launcher_wall if launcher_wall is not None else wall,
+        rss_mb=rss_kib / 1024,
+        cpu=cpu,
         returncode=proc.returncode,
-        timed_out=expired.is_set(),
+        timed_out=timed_out,
         stdout=stdout,
         stderr_tail=stderr.strip()[-600:],
     )

@@ -76,11 +76,7 @@ class SkopClient:
     async def _get(self, path: str, model: type[M], job_id: str) -> M:
         url = f"{self._base}{path}"
         body = await with_retries(lambda _: self._request(url, job_id), policy=self._policy)
-        try:
-            return model.model_validate_json(body)
-        except ValidationError as exc:
-            msg = f"Skop sent an unusable answer for url '{url}': {_explain(exc)}"
-            raise BadResponse(msg) from exc
+        return parse_body(body, model=model, url=url)
 
     async def _request(self, url: str, job_id: str) -> bytes:
         """One GET; the one place where aiohttp's errors become ours."""
@@ -98,6 +94,15 @@ class SkopClient:
         except TimeoutError as exc:
             msg = f"Skop did not answer in time for url '{url}'"
             raise ApiUnreachable(msg) from exc
+
+
+def parse_body(body: bytes, *, model: type[M], url: str) -> M:
+    """``body`` validated as ``model``, or a BadResponse naming the broken field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        msg = f"Skop sent an unusable answer for url '{url}': {_explain(exc)}"
+        raise BadResponse(msg) from exc
 
 
 def _status_error(

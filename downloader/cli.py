@@ -239,7 +239,10 @@ class BarProgress:
             self._files.update(1)
 
     def close(self) -> None:
-        for bar in (self._bytes, self._files):
+        """End both bars; the bytes bar ends at what arrived, whatever was claimed."""
+        if self._bytes is not None:
+            self._bytes.total = self._bytes.n
+        for bar in (self._files, self._bytes):
             if bar is not None:
                 bar.close()
 
