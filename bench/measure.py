@@ -78,14 +78,20 @@ def _kill_group(pid: int) -> None:
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Wait for ``proc``; True if it had to be killed at ``timeout``."""
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    """Wait for ``proc`` (a blocking wait: exact exit time); True if killed at ``timeout``."""
+    expired = threading.Event()
+
+    def kill() -> None:
+        expired.set()
         _kill_group(proc.pid)
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
         proc.wait()
-        return True
-    return False
+    finally:
+        timer.cancel()
+    return expired.is_set()
 
 
 def run_measured(

@@ -74,7 +74,9 @@ def _first_line(command: Sequence[str]) -> str:
         done = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "not available"
-    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "?"
+    if done.returncode != 0:
+        return "?"
+    return (done.stdout or done.stderr).strip().splitlines()[0].split(" (")[0]
 
 
 def _cpu_model() -> str:

@@ -40,11 +40,17 @@ from urllib.parse import unquote, urlsplit
 
 import scenarios as sc
 from harness import Server, demo_server
-from measure import Measurement, median, run_measured
+from measure import Measurement, median, rss_method, run_measured
 from report import Cell, Section, machine_info, write_markdown
 from tools import FETCH_DOCS, PEERS, Check, Job, Tool, check_folder, fetch_docs_command
 
 MIB = 1024 * 1024
+LEGEND = (
+    "wall: median of the successful repeats, process start to exit; x fetch-docs: wall / "
+    "fetch-docs' wall; MiB/s: document bytes / wall; peak RSS: largest resident set of the "
+    "tool's process tree (median); CPU s: user + system of that tree (median); download "
+    "phase: fetch-docs' own `download_seconds` (first document request to last byte)"
+)
 FAIRNESS = (
     "Peers (aria2c, curl, naive aiohttp) get the already-selected URL list; fetch-docs gets "
     "the job id, so its wall time also covers the Skop API call, selection, name "
@@ -74,19 +80,35 @@ class Runs:
     checks: list[Check] = field(default_factory=list)
     download: list[float] = field(default_factory=list)  # fetch-docs' download_seconds
 
+    def ok(self) -> list[Measurement]:
+        """The runs that exited 0 in time (all runs, if none did)."""
+        return [m for m in self.measurements if m.ok] or self.measurements
+
     def med(self, attr: str) -> float:
-        return median([getattr(m, attr) for m in self.measurements])
+        """Median of a Measurement field over the successful runs."""
+        return median([getattr(m, attr) for m in self.ok()])
+
+    def label(self) -> str:
+        failed = sum(not m.ok for m in self.measurements)
+        return f"{self.tool} (FAILED {failed}/{len(self.measurements)})" if failed else self.tool
 
     def worst_check(self) -> str:
         return str(min(self.checks, key=lambda c: (c.correct, -c.stray)))
 
     def failures(self) -> list[str]:
         return [
-            f"{self.tool} run {i}: {'timed out' if m.timed_out else f'exit {m.returncode}'}"
-            f"; stderr: {m.stderr_tail[-300:] or '(empty)'}"
+            f"{self.tool} run {i} FAILED ({'timed out' if m.timed_out else f'exit {m.returncode}'})"
+            f": {last_words(m.stderr_tail)}"
             for i, m in enumerate(self.measurements, start=1)
             if not m.ok
         ]
+
+
+def last_words(stderr: str) -> str:
+    """The last two meaningful stderr lines (a traceback's last line names the error)."""
+    lines = [line.strip(" |+-") for line in stderr.splitlines()]
+    kept = [line for line in lines if line][-2:]
+    return " / ".join(f"`{line[:200]}`" for line in kept) or "(no stderr)"
 
 
 def log(message: str) -> None:
@@ -142,7 +164,9 @@ def run_once(
     """One run of ``tool`` into a folder that exists only for it, checked then removed."""
     out, scratch = ctx.fresh_dir("out"), ctx.fresh_dir("input")
     try:
-        measurement = run_measured(tool.build(job, out, scratch), timeout=timeout, env=tool.env)
+        measurement = run_measured(
+            tool.build(job, out, scratch), timeout=timeout, env=tool.environment()
+        )
         return measurement, check_folder(out, expected)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -150,11 +174,12 @@ def run_once(
 
 
 def compare(ctx: Context, job: Job, expected: dict[str, str], *, timeout: float) -> list[Runs]:
-    """Every tool, ``repeat`` times each, round-robin."""
+    """Every tool, ``repeat`` times each, round-robin (each round starts one tool later)."""
     tools = (FETCH_DOCS, *ctx.peers)
     runs = {tool.name: Runs(tool.name) for tool in tools}
     for attempt in range(1, ctx.repeat + 1):
-        for tool in tools:
+        shift = (attempt - 1) % len(tools)
+        for tool in tools[shift:] + tools[:shift]:
             measurement, check = run_once(tool, job, ctx, expected.values(), timeout=timeout)
             record = runs[tool.name]
             record.measurements.append(measurement)
@@ -194,11 +219,20 @@ class Bound:
 
 
 def _tool_row(record: Runs, *, reference: float, total_bytes: int) -> list[Cell]:
-    wall, walls = record.med("wall"), [m.wall for m in record.measurements]
+    wall, walls = record.med("wall"), [m.wall for m in record.ok()]
     download = median(record.download) if record.download else None
-    return [record.tool, record.worst_check(), wall, f"{min(walls):.2f}-{max(walls):.2f}",
+    return [record.label(), record.worst_check(), wall, f"{min(walls):.2f}-{max(walls):.2f}",
             wall / reference, total_bytes / MIB / wall, record.med("rss_mb"),
             record.med("cpu"), download]  # fmt: skip
+
+
+def _against_bound(fetch_docs: Runs, bound: Bound) -> str:
+    wall = fetch_docs.med("wall")
+    text = f"fetch-docs: wall {wall:.3f} s = {wall / bound.seconds:.2f}x bound"
+    if not fetch_docs.download:
+        return text + "; no download phase reported (no --json summary)"
+    download = median(fetch_docs.download)
+    return text + f"; download phase {download:.3f} s = {download / bound.seconds:.2f}x bound"
 
 
 def transfer_section(
@@ -215,13 +249,8 @@ def transfer_section(
             row.append(record.med("wall") / bound.seconds)
     notes = [failure for record in runs for failure in record.failures()]
     if bound:
-        download = median(runs[0].download)
         notes.append(bound.describe())
-        notes.append(
-            f"fetch-docs: download phase {download:.3f} s = "
-            f"{download / bound.seconds:.2f}x bound; wall {reference:.3f} s = "
-            f"{reference / bound.seconds:.2f}x bound"
-        )
+        notes.append(_against_bound(runs[0], bound))
     return Section(title, headers, rows, notes)
 
 
@@ -250,6 +279,11 @@ def latency_scenario(
     section = transfer_section(title, runs, total_bytes=total, bound=bound)
     if speed is None:
         section.notes.append("no lower bound: curl is needed to measure loopback throughput")
+    else:
+        section.notes.append(
+            "the bound leaves out the demo server's own CPU per request (one Python process, "
+            "sharing the 2 cores with the client); the fastest peer shows the practical floor"
+        )
     return [section]
 
 
@@ -318,7 +352,8 @@ def run_scale(ctx: Context) -> list[Section]:
     with demo_server("scale") as server:
         for count in sc.SCALE_SIZES:
             job_id = sc.scale_job_id(count)
-            job = Job(server.base_url, job_id, (), 8, 4, output=("--dry-run",))
+            job = Job(server.base_url, job_id, pairs=(), concurrency=8, per_host=4,
+                      output=("--dry-run",))  # fmt: skip
             listing = server.curl_metric(f"/scrape/results/{job_id}", "time_total")
             results = [run_once(FETCH_DOCS, job, ctx, (), timeout=300) for _ in range(ctx.repeat)]
             done = [measurement for measurement, _ in results]
@@ -370,7 +405,7 @@ def run_rerun(ctx: Context) -> list[Section]:
         for attempt in range(ctx.repeat + 1):
             before = server.hits()
             command = FETCH_DOCS.build(job, out, out)
-            measurement = run_measured(command, timeout=60, env=FETCH_DOCS.env)
+            measurement = run_measured(command, timeout=60, env=FETCH_DOCS.environment())
             hits = server.hits() - before
             label = "first run (not counted)" if attempt == 0 else f"rerun {attempt}"
             rows.append(_rerun_row(label, measurement, hits))
@@ -470,7 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(section.markdown(), flush=True)
             sections += produced
     elapsed = time.perf_counter() - started
-    intro = [*machine_info(fetch_docs_command(), elapsed), FAIRNESS, *skipped]
+    rss = f"peak RSS measured with {rss_method()}"
+    intro = [*machine_info(fetch_docs_command(), elapsed), FAIRNESS, LEGEND, rss, *skipped]
     print("\n".join(f"- {line}" for line in intro))
     if args.markdown:
         write_markdown(args.markdown, intro=intro, sections=sections)

@@ -14,7 +14,7 @@ import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from downloader.demo import DEMO_API_KEY
@@ -47,7 +47,10 @@ class Tool:
     build: Builder
     needs: str | None = None  # executable that must be on PATH
     install: str = ""
-    env: Mapping[str, str] | None = field(default=None, repr=False)
+    env: Callable[[], Mapping[str, str]] | None = None  # its environment, if not the bench's
+
+    def environment(self) -> Mapping[str, str] | None:
+        return None if self.env is None else self.env()
 
     def missing(self) -> str | None:
         """Why the tool cannot run here (with how to install it), or None."""
@@ -134,7 +137,7 @@ def _naive(job: Job, out: Path, scratch: Path) -> list[str]:
     return [sys.executable, str(script), str(listing), "-j", str(job.concurrency), "-d", str(out)]
 
 
-FETCH_DOCS = Tool("fetch-docs", _fetch_docs, env=fetch_docs_env())
+FETCH_DOCS = Tool("fetch-docs", _fetch_docs, env=fetch_docs_env)
 PEERS = (
     Tool("aria2c", _aria2c, needs="aria2c", install="apt-get install aria2"),
     Tool("curl", _curl, needs="curl", install="apt-get install curl"),

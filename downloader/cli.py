@@ -1,8 +1,9 @@
-"""The ``fetch-docs`` command: flags, progress bars, messages, exit codes.
+"""The ``fetch-docs`` command: flags, settings, signals, exit codes.
 
-This is the only module that prints. Exit codes: 0 every selected document is on
-disk and verified; 1 some documents failed (the rest are kept); 2 usage, config
-or output-folder error; 3 Skop API error; 4 job not completed; 130 interrupted (143 by SIGTERM).
+This module and ``console`` are the only ones that print. Exit codes: 0 every
+selected document is on disk and verified; 1 some documents failed (the rest are
+kept); 2 usage, config or output-folder error; 3 Skop API error; 4 job not
+completed; 5 another run holds the output folder; 130 interrupted (143 by SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from downloader import __version__
+from downloader.console import PROG, display_for, error, report
 from downloader.errors import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -25,13 +27,10 @@ from downloader.errors import (
 )
 
 if TYPE_CHECKING:
-    from tqdm import tqdm
-
     from downloader.config import Settings
-    from downloader.job import RunSummary
-    from downloader.manifest import Entry
+    from downloader.console import Display
+    from downloader.summary import RunSummary
 
-PROG = "fetch-docs"
 DEMO_OUT = Path("demo-docs")
 
 
@@ -50,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'fetch-docs demo' to see it work against a bundled server, no key needed.",
     )
     add = parser.add_argument
-    add("jobs", nargs="+", metavar="JOB_ID", help="Skop job id, e.g. job_4fc79a89797e")
+    add("jobs", nargs="*", metavar="JOB_ID", help="Skop job id, e.g. job_4fc79a89797e")
+    add("--jobs-file", metavar="FILE", help="job ids, one per line, # comments; - reads stdin")
     add("--api-url", metavar="URL", help="Skop API base URL (env SKOP_API_URL)")
     add("--api-key", metavar="KEY", help="Skop API key; prefer env SKOP_API_KEY (flags show in ps)")
     add("--config", type=Path, metavar="FILE", help="TOML config file with the flags' keys")
@@ -84,12 +84,21 @@ def _add_common(parser: argparse.ArgumentParser, *, default_out: str = "docs") -
     add("--max-retry-wait", type=float, metavar="S", help="longest Retry-After obeyed (120)")
     add("--connect-timeout", type=float, metavar="S", help="connect timeout (default 30)")
     add("--read-timeout", type=float, metavar="S", help="longest silence mid-transfer (120)")
+    add("--layout", choices=["flat", "job", "type"], help="flat (default), <job>/ or <type>/")
+    add("--verify", action="store_true", default=None, help="re-hash kept files, refetch bad ones")
+    add("--refresh", action="store_true", default=None, help="revalidate kept files (ETag)")
+    add("--wait", action="store_true", default=None, help="wait for running jobs to finish")
+    add("--wait-interval", type=float, metavar="S", help="seconds between status polls (15)")
+    add("--wait-timeout", type=float, metavar="S", help="longest wait for a job or lock (3600)")
+    add("--wait-lock", action="store_true", default=None, help="wait for another run's lock")
     add("--keep-mismatched", action="store_true", default=None, help="keep HTML sent for a pdf")
     add("--public-only", action="store_true", default=None, help="refuse private/loopback hosts")
     add("--no-space-check", action="store_true", default=None, help="skip the free-space check")
     add("--dry-run", action="store_true", help="list what would be fetched; download nothing")
     add("--json", action="store_true", help="print the run summary as JSON on stdout")
-    add("-q", "--quiet", action="store_true", default=None, help="no progress bar or summary line")
+    add("--summary-file", type=Path, metavar="FILE", help="also write the JSON summary to FILE")
+    add("--log-format", choices=["text", "json"], help="event lines without a terminal")
+    add("-q", "--quiet", action="store_true", default=None, help="no progress, no summary line")
     add("--version", action="version", version=f"%(prog)s {__version__}")
 
 
@@ -101,17 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(build_demo_parser().parse_args(argv[1:]), demo=True)
         return _run(build_parser().parse_args(argv), demo=False)
     except FetchDocsError as exc:
-        _error(str(exc))
+        error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        _error("interrupted; finished documents and the manifest are kept")
+        error("interrupted; finished documents and the manifest are kept")
         return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace, *, demo: bool) -> int:
-    from downloader.config import load_settings
+    from downloader.config import FILE_KEYS, load_settings
 
-    flags = {key: getattr(args, key, None) for key in _SETTING_FLAGS}
+    flags = {key: value for key, value in vars(args).items() if key in FILE_KEYS - {"jobs"}}
     if demo:
         from downloader.demo import DEMO_API_KEY
 
@@ -119,21 +128,43 @@ def _run(args: argparse.Namespace, *, demo: bool) -> int:
         flags["out"] = flags["out"] or DEMO_OUT
     config = getattr(args, "config", None)
     settings = load_settings(flags=flags, config_file=config)
-    progress = _progress_for(settings)
+    display = display_for(quiet=settings.quiet, log_format=settings.log_format)
     signals = _Signals()
     try:
         pulling = _pull_demo if demo else _pull
-        summary = asyncio.run(signals.watch(pulling(settings, args, progress, signals.stop)))
+        summary = asyncio.run(signals.watch(pulling(settings, args, display, signals.stop)))
     except Interrupted as exc:
         raise signals.explain(exc) from None
     finally:
-        if progress is not None:
-            progress.close()
-    _report(summary, as_json=args.json, quiet=settings.quiet)
+        if display is not None:
+            display.close()
+    logged = display is not None and display.logs_events
+    report(summary, as_json=args.json, quiet=settings.quiet, logged=logged)
+    _write_summary(summary, settings.summary_file)
     if summary.interrupted:
-        _error(str(signals.explain(Interrupted("interrupted"))))
+        error(str(signals.explain(Interrupted("interrupted"))))
         return signals.exit_code
     return summary.exit_code
+
+
+def _write_summary(summary: RunSummary, path: Path | None) -> None:
+    """``--summary-file``: the JSON summary, for the scheduler's alerting."""
+    if path is None:
+        return
+    try:
+        path.write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        error(f"cannot write --summary-file '{path}': {exc.strerror or exc}")
+
+
+def job_ids(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """Job ids from the arguments and --jobs-file; else the config file's ``jobs``."""
+    from downloader.config import read_jobs_file
+
+    given = list(args.jobs)
+    if settings.jobs_file is not None:
+        given += read_jobs_file(settings.jobs_file)
+    return given or list(settings.jobs)
 
 
 class _Signals:
@@ -170,32 +201,27 @@ class _Signals:
         return error
 
 
-_SETTING_FLAGS = (
-    "api_url", "api_key", "out", "min_confidence", "type", "exclude_type", "max_size_mb",
-    "concurrency", "per_host", "retries", "retry_base", "retry_cap", "max_retry_wait",
-    "connect_timeout", "read_timeout", "keep_mismatched", "public_only", "no_space_check",
-    "quiet",
-)  # fmt: skip
 
 
 async def _pull(
-    settings: Settings, args: argparse.Namespace, progress: Any, stop: asyncio.Event
+    settings: Settings, args: argparse.Namespace, display: Display | None, stop: asyncio.Event
 ) -> RunSummary:
     from downloader.job import pull
 
+    jobs = job_ids(args, settings)
     return await pull(
-        jobs=args.jobs, settings=settings, dry_run=args.dry_run, progress=progress, stop=stop
+        jobs=jobs, settings=settings, dry_run=args.dry_run, progress=display, stop=stop
     )
 
 
 async def _pull_demo(
-    settings: Settings, args: argparse.Namespace, progress: Any, stop: asyncio.Event
+    settings: Settings, args: argparse.Namespace, display: Display | None, stop: asyncio.Event
 ) -> RunSummary:
     from downloader.demo import DEMO_JOB_ID, demo_catalog, serve
 
     async with serve(demo_catalog()) as base_url:
         if not settings.quiet:
-            _error(f"demo: Skop-like server at {base_url}, pulling {DEMO_JOB_ID}", prefix=False)
+            error(f"demo: Skop-like server at {base_url}, pulling {DEMO_JOB_ID}", prefix=False)
         settings = settings.model_copy(update={"api_url": base_url})
         from downloader.job import pull
 
@@ -203,113 +229,9 @@ async def _pull_demo(
             jobs=[DEMO_JOB_ID],
             settings=settings,
             dry_run=args.dry_run,
-            progress=progress,
+            progress=display,
             stop=stop,
         )
-
-
-class BarProgress:
-    """Two tqdm bars on stderr: documents done, and bytes received."""
-
-    def __init__(self) -> None:
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
-        self._files: tqdm[Any] | None = None
-        self._bytes: tqdm[Any] | None = None
-
-    def planned(self, *, files: int, claimed_bytes: int) -> None:
-        self._files = self._tqdm(total=files, unit="doc", desc="documents", position=0)
-        self._bytes = self._tqdm(
-            total=claimed_bytes or None,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc="bytes    ",
-            position=1,
-            mininterval=0.2,
-        )
-
-    def received(self, nbytes: int) -> None:
-        if self._bytes is not None:
-            self._bytes.update(nbytes)
-
-    def finished(self, *, url: str, entry: Entry) -> None:
-        if self._files is not None:
-            self._files.update(1)
-
-    def close(self) -> None:
-        """End both bars; the bytes bar ends at what arrived, whatever was claimed."""
-        if self._bytes is not None:
-            self._bytes.total = self._bytes.n
-        for bar in (self._files, self._bytes):
-            if bar is not None:
-                bar.close()
-
-
-def _progress_for(settings: Settings) -> BarProgress | None:
-    """Bars only for a person watching a terminal."""
-    if settings.quiet or not sys.stderr.isatty():
-        return None
-    return BarProgress()
-
-
-def _report(summary: RunSummary, *, as_json: bool, quiet: bool) -> None:
-    """Print the dry-run listing or the summary, and every problem on stderr."""
-    for job in summary.jobs:
-        if job.error:
-            _error(job.error)
-    for failure in summary.failures:
-        _error(f"failed: {failure.path}: {failure.error}", prefix=False)
-    if summary.halted:
-        _error(f"stopped early, the disk is full: {summary.halted}")
-    if as_json:
-        print(summary.model_dump_json(indent=2))
-    elif summary.dry_run:
-        _print_plan(summary, out=sys.stdout)
-    elif not quiet:
-        print(_summary_line(summary))
-
-
-def _print_plan(summary: RunSummary, *, out: TextIO) -> None:
-    for item in summary.planned:
-        size = "?" if item.file_size_mb is None else f"{item.file_size_mb:g} MB"
-        mark = " (present)" if item.present else ""
-        print(
-            f"{item.document_type or '?':5} {item.confidence_score:4.2f} {size:>10}  "
-            f"{item.path}{mark}  <- {item.name!r}",
-            file=out,
-        )
-    print(f"{summary.selected} documents selected (dry run: nothing downloaded)", file=out)
-
-
-def _summary_line(summary: RunSummary) -> str:
-    parts = [f"{summary.downloaded} downloaded"]
-    if summary.already_present:
-        parts.append(f"{summary.already_present} already present")
-    parts.append(f"{summary.failed} failed")
-    if summary.not_attempted:
-        parts.append(f"{summary.not_attempted} not attempted")
-    if summary.mismatched:
-        parts.append(f"{summary.mismatched} not of their claimed type")
-    where = f" -> {summary.manifest}" if summary.manifest else ""
-    return (
-        f"{summary.selected} selected: {', '.join(parts)}; "
-        f"{_human_bytes(summary.bytes)} in {summary.seconds:.2f} s{where}"
-    )
-
-
-def _human_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{count} B"
-
-
-def _error(message: str, *, prefix: bool = True) -> None:
-    print(f"{PROG}: error: {message}" if prefix else message, file=sys.stderr)
 
 
 if __name__ == "__main__":

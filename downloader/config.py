@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -26,7 +27,10 @@ class Settings(BaseModel):
 
     api_url: str = DEFAULT_API_URL
     api_key: SecretStr | None = None
+    jobs: tuple[str, ...] = ()
+    jobs_file: Path | None = None
     out: Path = Path("docs")
+    layout: Literal["flat", "job", "type"] = "flat"
     min_confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     type: tuple[str, ...] = ()
     exclude_type: tuple[str, ...] = ()
@@ -39,10 +43,18 @@ class Settings(BaseModel):
     max_retry_wait: Seconds = 120.0
     connect_timeout: Seconds = 30.0
     read_timeout: Seconds = 120.0
+    verify: bool = False
+    refresh: bool = False
+    wait: bool = False
+    wait_interval: Seconds = 15.0
+    wait_timeout: Seconds = 3600.0
+    wait_lock: bool = False
     keep_mismatched: bool = False
     public_only: bool = False
     no_space_check: bool = False
     quiet: bool = False
+    log_format: Literal["text", "json"] = "text"
+    summary_file: Path | None = None
 
     @property
     def selection(self) -> Selection:
@@ -104,6 +116,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
         msg = f"config file '{path}': {describe_validation_error(exc, prefix='', dashes=False)}"
         raise ConfigError(msg) from exc
     return data
+
+
+def read_jobs_file(path: Path) -> list[str]:
+    """Job ids from a file (or stdin for ``-``): one per line, ``#`` starts a comment."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"cannot read --jobs-file '{path}': {getattr(exc, 'strerror', None) or exc}"
+        raise UsageError(msg) from exc
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]
 
 
 def _normalise_types(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -194,6 +194,8 @@ class DemoJob:
     status: str = "completed"
     website: str = "https://www.example.org"
     results_fault: str | None = None
+    completes_after_polls: int | None = None  # status polls after which it is "completed"
+    status_fault: str | None = None  # None | "429-once" (429 + Retry-After: 1 on first poll)
     prompt: str = "Find board meeting minutes, agendas and annual reports"
     errors: list[DemoError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -574,10 +576,7 @@ def _results_fault(request: web.Request, job: DemoJob) -> web.Response | None:
     if fault == "500" or (fault == "500-once" and first):
         return _api_error(request, 500, "Internal server error")
     if fault == "429-once" and first:
-        response = _api_error(request, 429, "Rate limit exceeded. Try again later.")
-        response.headers["Retry-After"] = "1"
-        response.headers["X-Rate-Limit-Remaining"] = "0"
-        return response
+        return _rate_limited(request)
     if fault == "bad-json":
         text = f'{{"job_id": "{job.job_id}", "status": "completed", "documents": [{{"name": '
         return web.Response(text=text, content_type="application/json")
@@ -613,7 +612,19 @@ async def _status(request: web.Request) -> web.Response:
     job = _guard(request)
     if isinstance(job, web.Response):
         return job
+    polls = _state(request).hits[request.path]
+    if job.status_fault == "429-once" and polls == 1:
+        return _rate_limited(request)
+    if job.completes_after_polls is not None and polls >= job.completes_after_polls:
+        job.status = "completed"
     return _api_json(request, _status_body(request, job))
+
+
+def _rate_limited(request: web.Request) -> web.Response:
+    response = _api_error(request, 429, "Rate limit exceeded. Try again later.")
+    response.headers["Retry-After"] = "1"
+    response.headers["X-Rate-Limit-Remaining"] = "0"
+    return response
 
 
 # --------------------------------------------------------------------------- documents

@@ -7,6 +7,7 @@ Exception tree::
     │   └── ConfigError             2  bad or unreadable config file
     ├── OutputError                 2  the output folder or its manifest is unusable
     │   └── NoSpace                 2  the claimed sizes exceed the free space
+    ├── FolderLocked                5  another run is writing the output folder
     ├── ApiError                    3  Skop answered, but not with usable results
     │   ├── AuthError               3  401/403: missing, invalid or under-scoped key
     │   ├── JobNotFound             3  404: job not found or access denied
@@ -40,6 +41,7 @@ EXIT_DOCUMENTS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_API = 3
 EXIT_JOB_NOT_READY = 4
+EXIT_LOCKED = 5
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -70,6 +72,12 @@ class OutputError(FetchDocsError):
     """The output folder cannot be created or written, or its manifest is unreadable."""
 
     exit_code = EXIT_USAGE
+
+
+class FolderLocked(FetchDocsError):
+    """Another fetch-docs run is writing the same output folder."""
+
+    exit_code = EXIT_LOCKED
 
 
 class NoSpace(OutputError):

@@ -184,17 +184,25 @@ class Fetcher:
         self.retries = 0
         self.received = 0  # body bytes received, every try included
 
-    async def fetch(self, *, url: str, dest: Path, claimed_type: str) -> Fetched:
-        """Download ``url`` to ``dest``; on any failure no file exists under ``dest``."""
+    async def fetch(
+        self, *, url: str, dest: Path, claimed_type: str, known: Validators | None = None
+    ) -> Fetched | None:
+        """Download ``url`` to ``dest``; on any failure no file exists under ``dest``.
+
+        With ``known`` validators of the file already at ``dest``, the request is
+        conditional: None means the server says it has not changed (304).
+        """
         part = PartFile(dest)
         try:
             self._check_url(url)
             dest.parent.mkdir(parents=True, exist_ok=True)
             fetched = await with_retries(
-                lambda _: self._attempt(url, part),
+                lambda _: self._attempt(url, part, known),
                 policy=self._policy,
                 on_retry=lambda exc, delay: self._on_retry(url, exc, delay),
             )
+            if fetched is None:
+                return None
             fetched = self._check_content(url, claimed_type, fetched)
             part.commit()
         except OSError as exc:
@@ -231,16 +239,22 @@ class Fetcher:
         )
         raise ContentMismatch(msg)
 
-    async def _attempt(self, url: str, part: PartFile) -> Fetched:
+    async def _attempt(
+        self, url: str, part: PartFile, known: Validators | None
+    ) -> Fetched | None:
         async with self._slots.hold(url):
-            return await self._transfer(url, part)
+            return await self._transfer(url, part, known)
 
-    async def _transfer(self, url: str, part: PartFile) -> Fetched:
+    async def _transfer(
+        self, url: str, part: PartFile, known: Validators | None
+    ) -> Fetched | None:
         """One try; the one place where aiohttp's errors become ours."""
-        resume = part.resume_point(url)
+        resume = None if known else part.resume_point(url)
         try:
-            response = await self._open(url, resume)
+            response = await self._open(url, _request_headers(resume, known))
             async with response:
+                if known is not None and response.status == 304:
+                    return None
                 return await self._receive(response, url, part, resume)
         except aiohttp.ClientPayloadError as exc:
             msg = f"the connection broke mid-body for url '{url}'"
@@ -255,11 +269,8 @@ class Fetcher:
             msg = f"timed out waiting for data from url '{url}'"
             raise TransferError(msg) from exc
 
-    async def _open(self, url: str, resume: tuple[int, str] | None) -> aiohttp.ClientResponse:
+    async def _open(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """GET ``url``, following redirects ourselves so every hop is checked."""
-        headers = dict(DOCUMENT_HEADERS)
-        if resume is not None:
-            headers |= {"Range": f"bytes={resume[0]}-", "If-Range": resume[1]}
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             response = await self._session.get(
@@ -338,6 +349,20 @@ class Fetcher:
             limit = self._max_bytes / (1024 * 1024)
             msg = f"larger than --max-size-mb {limit:g} for url '{url}'"
             raise TooLarge(msg)
+
+
+def _request_headers(
+    resume: tuple[int, str] | None, known: Validators | None
+) -> dict[str, str]:
+    """Headers for a plain, resumed (Range) or conditional (If-None-Match) GET."""
+    headers = dict(DOCUMENT_HEADERS)
+    if resume is not None:
+        headers |= {"Range": f"bytes={resume[0]}-", "If-Range": resume[1]}
+    if known is not None and known.etag:
+        headers["If-None-Match"] = known.etag
+    if known is not None and known.last_modified:
+        headers["If-Modified-Since"] = known.last_modified
+    return headers
 
 
 def check_url(url: str) -> str:

@@ -63,6 +63,9 @@ class Entry(ManifestModel):
     last_modified: str | None = None
     downloaded_at: datetime | None = None
     attempted_at: datetime | None = None
+    gone_at: datetime | None = Field(
+        default=None, description="when a newer job of the same website stopped listing it"
+    )
 
     def is_on_disk(self, out: Path) -> bool:
         """True when it was downloaded and its file is still there with the recorded size."""
@@ -72,6 +75,31 @@ class Entry(ManifestModel):
             return (out / self.path).stat().st_size == self.size
         except OSError:
             return False
+
+
+class Counts(ManifestModel):
+    """What became of documents: per job, per run, and in the manifest's history."""
+
+    new: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    failed: int = 0
+    gone: int = 0
+
+    def add(self, outcome: str) -> None:
+        """Count one document ``outcome`` (a field name)."""
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+class RunRecord(ManifestModel):
+    """One run that wrote this folder, for the history."""
+
+    started_at: datetime
+    finished_at: datetime
+    jobs: list[str]
+    selection: Selection
+    counts: Counts
+    exit_code: int
 
 
 class JobRecord(ManifestModel):
@@ -122,6 +150,7 @@ class Manifest(ManifestModel):
     selection: Selection | None = None
     jobs: dict[str, JobRecord] = {}
     documents: dict[str, Entry] = {}
+    runs: list[RunRecord] = []
 
     def paths_by_url(self) -> dict[str, str]:
         """The file path each URL already uses, so names stay stable across runs."""

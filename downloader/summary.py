@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from downloader.errors import EXIT_OK
-from downloader.manifest import Entry
+from downloader.manifest import Counts, Entry
 
 
 class Progress(Protocol):
@@ -19,8 +19,14 @@ class Progress(Protocol):
     def received(self, nbytes: int) -> None:
         """More bytes of some document arrived."""
 
-    def finished(self, *, url: str, entry: Entry) -> None:
-        """One document is done, downloaded or failed."""
+    def finished(self, *, url: str, entry: Entry, outcome: str) -> None:
+        """One document is done: ``outcome`` is new, changed, unchanged or failed."""
+
+    def job(self, outcome: JobOutcome) -> None:
+        """A job's results were fetched, or it failed or is not ready."""
+
+    def waiting(self, *, job_id: str, status: str) -> None:
+        """``--wait``: a job is still running."""
 
 
 class SilentProgress:
@@ -32,7 +38,13 @@ class SilentProgress:
     def received(self, nbytes: int) -> None:
         """Ignore."""
 
-    def finished(self, *, url: str, entry: Entry) -> None:
+    def finished(self, *, url: str, entry: Entry, outcome: str) -> None:
+        """Ignore."""
+
+    def job(self, outcome: JobOutcome) -> None:
+        """Ignore."""
+
+    def waiting(self, *, job_id: str, status: str) -> None:
         """Ignore."""
 
 
@@ -41,8 +53,10 @@ class JobOutcome(BaseModel):
 
     job_id: str
     status: str
+    website: str | None = None
     listed: int = 0
     selected: int = 0
+    counts: Counts = Field(default_factory=Counts)
     error: str | None = None
     exit_code: int = EXIT_OK
 
@@ -75,6 +89,7 @@ class RunSummary(BaseModel):
     dry_run: bool = False
     jobs: list[JobOutcome]
     selected: int
+    counts: Counts = Field(default_factory=Counts)
     downloaded: int = 0
     already_present: int = 0
     failed: int = 0

@@ -19,11 +19,11 @@ README = Path(__file__).parent.parent / "README.md"
 
 
 def assert_clean_error(result: CliResult, code: int, pattern: str) -> None:
-    """Exit ``code``, one line on stderr matching ``pattern``, no traceback, no key."""
+    """Exit ``code``, exactly one stderr line matching ``pattern``, no traceback, no key."""
     assert result.code == code, result.stderr
     assert "Traceback" not in result.stderr
-    assert re.search(pattern, result.stderr), result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    matching = [line for line in result.stderr.splitlines() if re.search(pattern, line)]
+    assert len(matching) == 1, result.stderr
     assert DEMO_API_KEY not in result.stdout + result.stderr
 
 
@@ -49,15 +49,37 @@ async def test_success_exit_0_with_json_summary(demo: Server, tmp_path: Path) ->
     assert DEMO_API_KEY not in result.stdout + result.stderr + manifest_text
 
 
-async def test_summary_line_and_no_bar_without_tty(demo: Server, tmp_path: Path) -> None:
-    """Without a terminal there is no bar, and one summary line on stdout."""
+async def test_summary_line_and_event_lines_without_tty(demo: Server, tmp_path: Path) -> None:
+    """Without a terminal: no bar, one timestamped line per event, one summary line."""
     result = await run_cli(DEMO_JOB_ID, "--api-url", demo.url, "-o", tmp_path, env=KEY_ENV)
     assert result.code == 0
     assert re.fullmatch(
-        r"\d+ selected: \d+ downloaded, 0 failed; .* in [\d.]+ s -> .*manifest.json\n",
+        r"11 selected, 11 downloaded: 11 new, 0 unchanged, 0 changed, 0 failed, 0 gone; "
+        r".* in [\d.]+ s -> .*manifest.json\n",
         result.stdout,
     )
-    assert result.stderr == ""
+    events = result.stderr.splitlines()
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    assert all(re.match(rf"{stamp} (job|downloading|new) ", line) for line in events), events
+    assert sum(" new " in line for line in events) == 11
+    assert "\r" not in result.stderr
+
+
+async def test_json_log_format_emits_one_object_per_event(demo: Server, tmp_path: Path) -> None:
+    """--log-format json: every stderr line is a JSON object with time and event."""
+    result = await run_cli(
+        DEMO_JOB_ID, "--api-url", demo.url, "-o", tmp_path, "--log-format", "json", env=KEY_ENV
+    )
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {event["event"] for event in events} == {"job", "downloading", "new"}
+    assert all("time" in event for event in events)
+    assert DEMO_API_KEY not in result.stderr
+
+
+async def test_quiet_prints_nothing_on_success(demo: Server, tmp_path: Path) -> None:
+    """--quiet: no events, no summary line."""
+    result = await run_cli(DEMO_JOB_ID, "--api-url", demo.url, "-o", tmp_path, "-q", env=KEY_ENV)
+    assert (result.code, result.stdout, result.stderr) == (0, "", "")
 
 
 async def test_some_documents_failed_exit_1(start_server: StartServer, tmp_path: Path) -> None:
@@ -71,7 +93,7 @@ async def test_some_documents_failed_exit_1(start_server: StartServer, tmp_path:
     )
     result = await run_cli("job_mixed1", "--api-url", server.url, "--out", tmp_path, env=KEY_ENV)
     assert result.code == 1
-    assert "failed: missing.pdf: 404 Not Found for url" in result.stderr
+    assert re.search(r"Z failed missing.pdf: 404 Not Found for url", result.stderr)
     assert (tmp_path / "ok.pdf").exists()
     assert "Traceback" not in result.stderr
 
@@ -82,7 +104,7 @@ async def test_some_documents_failed_exit_1(start_server: StartServer, tmp_path:
         (["JOB-1"], r"invalid job id 'JOB-1'"),
         (["job_abc", "--min-confidence", "2"], r"--min-confidence: .*less than or equal to 1"),
         (["job_abc", "--concurrency", "many"], r"argument --concurrency: invalid int value"),
-        ([], r"the following arguments are required: JOB_ID"),
+        ([], r"no job id: give job ids as arguments, with --jobs-file, or as jobs in the config"),
     ],
 )
 async def test_usage_errors_exit_2(args: list[str], pattern: str, tmp_path: Path) -> None:

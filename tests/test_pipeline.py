@@ -10,6 +10,7 @@ import pytest
 from downloader.demo import DEMO_JOB_ID, DemoJob, Faults
 from downloader.errors import AuthError
 from downloader.job import pull
+from downloader.lock import LOCK_NAME
 from downloader.manifest import MANIFEST_NAME, Manifest, load_manifest
 from tests.conftest import Server, StartServer, fast_settings, listing, one_job
 
@@ -40,9 +41,8 @@ async def test_demo_job_lands_verified(demo: Server, tmp_path: Path) -> None:
         assert entry.path is not None
         assert entry.sha256 == document.sha256 == sha256_of(out / entry.path)
         assert entry.size == len(document.body)
-    assert files_under(out) == {out / MANIFEST_NAME} | {
-        out / e.path for e in manifest.documents.values() if e.path
-    }
+    own = {out / MANIFEST_NAME, out / LOCK_NAME}
+    assert files_under(out) == own | {out / e.path for e in manifest.documents.values() if e.path}
 
 
 async def test_manifest_records_job_and_selection(demo: Server, tmp_path: Path) -> None:
