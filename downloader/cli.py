@@ -201,8 +201,6 @@ class _Signals:
         return error
 
 
-
-
 async def _pull(
     settings: Settings, args: argparse.Namespace, display: Display | None, stop: asyncio.Event
 ) -> RunSummary:

@@ -74,6 +74,7 @@ class Downloads:
         self.halt = asyncio.Event()
         self.journal = Journal(self.out)
         self.outcomes: dict[str, str] = {}
+        self.damaged: set[str] = set()  # on disk, but --verify found other bytes
         self.fetcher = Fetcher(
             session=session,
             policy=retry_policy(settings),
@@ -201,6 +202,7 @@ class Downloads:
         if entry is None or self.settings.refresh:
             return False
         if self.settings.verify and not await _hash_matches(self.out / path, entry.sha256):
+            self.damaged.add(item.url)
             return False
         self._record(item.url, entry, outcome="unchanged", listing=item)
         return True
@@ -215,7 +217,7 @@ class Downloads:
     async def _download_one(self, item: Wanted, path: str, summary: RunSummary) -> None:
         """Fetch one document and record the outcome; a failure never propagates."""
         attempted_at = utcnow()
-        known = self._present(item.url, path)
+        known = None if item.url in self.damaged else self._present(item.url, path)
         try:
             fetched = await self.fetcher.fetch(
                 url=item.url,

@@ -239,15 +239,11 @@ class Fetcher:
         )
         raise ContentMismatch(msg)
 
-    async def _attempt(
-        self, url: str, part: PartFile, known: Validators | None
-    ) -> Fetched | None:
+    async def _attempt(self, url: str, part: PartFile, known: Validators | None) -> Fetched | None:
         async with self._slots.hold(url):
             return await self._transfer(url, part, known)
 
-    async def _transfer(
-        self, url: str, part: PartFile, known: Validators | None
-    ) -> Fetched | None:
+    async def _transfer(self, url: str, part: PartFile, known: Validators | None) -> Fetched | None:
         """One try; the one place where aiohttp's errors become ours."""
         resume = None if known else part.resume_point(url)
         try:
@@ -351,9 +347,7 @@ class Fetcher:
             raise TooLarge(msg)
 
 
-def _request_headers(
-    resume: tuple[int, str] | None, known: Validators | None
-) -> dict[str, str]:
+def _request_headers(resume: tuple[int, str] | None, known: Validators | None) -> dict[str, str]:
     """Headers for a plain, resumed (Range) or conditional (If-None-Match) GET."""
     headers = dict(DOCUMENT_HEADERS)
     if resume is not None:
