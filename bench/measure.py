@@ -89,6 +89,10 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     timer.start()
     try:
         proc.wait()
+    except BaseException:  # Ctrl-C of the bench: the tool is in its own session
+        _kill_group(proc.pid)
+        proc.wait()
+        raise
     finally:
         timer.cancel()
     return expired.is_set()

@@ -88,6 +88,25 @@ def _cpu_model() -> str:
     return names[0] if names else "?"
 
 
+def _revision() -> str:
+    """The commit fetch-docs was benchmarked at, read-only (no index refresh)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=20, check=False, env=env)  # fmt: skip
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("diff-index", "--quiet", "HEAD", "--", "downloader").returncode != 0
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown revision"
+    if head.returncode != 0:
+        return "unknown revision"
+    return f"commit {head.stdout.strip()}" + (" + uncommitted changes in downloader/" * dirty)
+
+
 def machine_info(fetch_docs: Sequence[str], elapsed: float) -> list[str]:
     """Bullet lines describing where and how the bench ran."""
     command = shlex.join([Path(sys.executable).name, *sys.argv])
@@ -95,7 +114,8 @@ def machine_info(fetch_docs: Sequence[str], elapsed: float) -> list[str]:
         f"date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"command: `{command}`",
         f"machine: {os.cpu_count()} cores ({_cpu_model()}), {platform.platform()}",
-        f"Python {platform.python_version()}; {_first_line([*fetch_docs, '--version'])}; "
+        f"Python {platform.python_version()}; {_first_line([*fetch_docs, '--version'])} "
+        f"({_revision()}); "
         f"{_first_line(['aria2c', '--version'])}; {_first_line(['curl', '--version'])}",
         f"total bench runtime: {elapsed:.0f} s",
     ]

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -486,6 +487,7 @@ def available_peers() -> tuple[tuple[Tool, ...], list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as for Ctrl-C
     for key in [k for k in os.environ if k.lower().endswith("_proxy")]:
         del os.environ[key]  # every request goes to 127.0.0.1
     started = time.perf_counter()
@@ -515,4 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted: servers stopped, temporary folders removed")
+        sys.exit(130)

@@ -20,7 +20,8 @@ from pathlib import Path
 from downloader.demo import DEMO_API_KEY
 
 BENCH = Path(__file__).resolve().parent
-_TOOL_FILES = frozenset({"manifest.json", ".fetch-docs.journal"})  # fetch-docs' bookkeeping
+_MANIFEST = "manifest.json"
+_BOOKKEEPING = ".fetch-docs."  # fetch-docs' .fetch-docs.journal, .fetch-docs.lock, ...
 
 
 @dataclass(frozen=True)
@@ -158,11 +159,15 @@ class Check:
         return f"{self.correct}/{self.expected}{extra}"
 
 
+def _bookkeeping(path: Path) -> bool:
+    return path.name == _MANIFEST or path.name.startswith(_BOOKKEEPING)
+
+
 def check_folder(out: Path, expected: Collection[str]) -> Check:
-    """Hash every file under ``out`` (but fetch-docs' manifest and journal)."""
+    """Hash every file under ``out`` but fetch-docs' bookkeeping (manifest, journal, lock)."""
     wanted = Counter(expected)
     correct = stray = 0
-    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name not in _TOOL_FILES):
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and not _bookkeeping(p)):
         with path.open("rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
         if wanted[digest] > 0:

@@ -102,8 +102,9 @@ class LogProgress:
 
     def job(self, outcome: JobOutcome) -> None:
         """A job's status once its results were asked for."""
+        event = "error" if outcome.error else "job"
         text = outcome.error or f"{outcome.job_id}: {outcome.status}, {outcome.listed} listed"
-        self._log("job", text, job_id=outcome.job_id, status=outcome.status, error=outcome.error)
+        self._log(event, text, job_id=outcome.job_id, status=outcome.status, error=outcome.error)
 
     def waiting(self, *, job_id: str, status: str) -> None:
         """A job polled with --wait is still running."""

@@ -10,8 +10,10 @@ jobs no longer list are ``gone``: recorded, never deleted.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
+import itertools
 import posixpath
 import shutil
 import time
@@ -19,6 +21,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -75,6 +78,7 @@ class Downloads:
         self.journal = Journal(self.out)
         self.outcomes: dict[str, str] = {}
         self.damaged: set[str] = set()  # on disk, but --verify found other bytes
+        self.metas: set[Path] = set()  # validator files of resumable parts
         self.fetcher = Fetcher(
             session=session,
             policy=retry_policy(settings),
@@ -83,6 +87,7 @@ class Downloads:
             addresses=address_policy(settings),
             max_bytes=settings.selection.max_bytes,
             keep_mismatched=settings.keep_mismatched,
+            metas=self.metas,
             on_bytes=progress.received,
         )
 
@@ -142,7 +147,9 @@ class Downloads:
             for url, path in self.manifest.paths_by_url().items()
             if posixpath.dirname(path) == folder
         }
-        return keep, _names_in(self.out / folder) | set(keep.values())
+        names, metas = _scan(self.out / folder)
+        self.metas.update(metas)
+        return keep, names | set(keep.values())
 
     def _planned(self, item: Wanted, path: str) -> PlannedDocument:
         document = item.document
@@ -210,9 +217,22 @@ class Downloads:
     async def _download_each(
         self, todo: list[Wanted], paths: dict[str, str], summary: RunSummary
     ) -> None:
+        """``--concurrency`` workers take documents in turn, hosts interleaved.
+
+        A fixed pool keeps memory flat however many documents a job lists (a task
+        per document costs kilobytes each); interleaving hosts keeps one busy host
+        from holding every worker while others wait.
+        """
+        queue = collections.deque(_interleave_hosts(todo))
+
+        async def worker() -> None:
+            while queue:
+                item = queue.popleft()
+                await self._download_one(item, paths[item.url], summary)
+
         async with asyncio.TaskGroup() as group:
-            for item in todo:
-                group.create_task(self._download_one(item, paths[item.url], summary))
+            for _ in range(min(self.settings.concurrency, len(queue))):
+                group.create_task(worker())
 
     async def _download_one(self, item: Wanted, path: str, summary: RunSummary) -> None:
         """Fetch one document and record the outcome; a failure never propagates."""
@@ -380,6 +400,15 @@ class Downloads:
         )
 
 
+def _interleave_hosts(todo: list[Wanted]) -> list[Wanted]:
+    """``todo`` reordered round-robin across hosts, each host's order kept."""
+    by_host: defaultdict[str, list[Wanted]] = defaultdict(list)
+    for item in todo:
+        by_host[urlsplit(item.url).netloc.lower()].append(item)
+    rounds = itertools.zip_longest(*by_host.values())
+    return [item for round_ in rounds for item in round_ if item is not None]
+
+
 def _outcome(known: Entry | None, fetched: Fetched) -> str:
     """new, changed or unchanged, comparing with what the folder had."""
     if known is None:
@@ -424,13 +453,16 @@ def _prepare(out: Path) -> None:
         raise OutputError(msg) from exc
 
 
-def _names_in(folder: Path) -> set[str]:
-    """Names of the files already in ``folder`` (none if it does not exist)."""
+def _scan(folder: Path) -> tuple[set[str], set[Path]]:
+    """Names of the documents already in ``folder``, and its parts' validator files."""
     try:
-        return {
-            entry.name
-            for entry in folder.iterdir()
-            if entry.name not in OWN_FILES and not entry.name.endswith((PART_SUFFIX, META_SUFFIX))
-        }
+        entries = list(folder.iterdir())
     except OSError:
-        return set()
+        return set(), set()
+    metas = {entry for entry in entries if entry.name.endswith(META_SUFFIX)}
+    names = {
+        entry.name
+        for entry in entries
+        if entry.name not in OWN_FILES and not entry.name.endswith((PART_SUFFIX, META_SUFFIX))
+    }
+    return names, metas

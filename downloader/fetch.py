@@ -21,9 +21,9 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import IO, TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
-import aiofiles
 import aiohttp
 from yarl import URL
 
@@ -42,7 +42,11 @@ from downloader.netsafety import AddressPolicy, BlockedAddress, blocked_cause, c
 from downloader.retry import RetryPolicy, parse_retry_after, with_retries
 from downloader.sniff import SNIFF_BYTES, compatible, detect_type, is_html_instead
 
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hasher
+
 CHUNK_SIZE: Final = 256 * 1024
+SPILL_BYTES: Final = 256 * 1024  # bodies up to this size are written in one go
 MAX_REDIRECTS: Final = 10
 PART_SUFFIX: Final = ".part"
 META_SUFFIX: Final = ".part.json"
@@ -85,15 +89,22 @@ class Validators:
 
 
 class PartFile:
-    """A download in progress: ``<name>.part`` and its validators beside it."""
+    """A download in progress: ``<name>.part`` and its validators beside it.
 
-    def __init__(self, dest: Path) -> None:
+    ``metas`` is the run's set of validator files known to exist (listed once at
+    the start, kept up to date here), so most downloads cost no lookup for them.
+    """
+
+    def __init__(self, dest: Path, *, metas: set[Path]) -> None:
         self.dest = dest
         self.path = dest.with_name(dest.name + PART_SUFFIX)
         self.meta = dest.with_name(dest.name + META_SUFFIX)
+        self._metas = metas
 
     def resume_point(self, url: str) -> tuple[int, str] | None:
         """``(offset, If-Range value)`` if the part can be continued for ``url``."""
+        if self.meta not in self._metas:
+            return None
         try:
             size = self.path.stat().st_size
             validators = Validators(**json.loads(self.meta.read_text(encoding="utf-8")))
@@ -103,27 +114,87 @@ class PartFile:
             return None
         return size, validators.if_range
 
-    def save_validators(self, validators: Validators) -> None:
-        """Make the part resumable (only worth it when there is a validator)."""
-        if validators.if_range is None:
-            self.meta.unlink(missing_ok=True)
-        else:
+    def save_validators(self, validators: Validators | None) -> None:
+        """Make the part resumable (only possible when there is a validator)."""
+        if validators is not None and validators.if_range is not None:
             self.meta.write_text(json.dumps(asdict(validators)), encoding="utf-8")
+            self._metas.add(self.meta)
 
     def discard(self) -> None:
         """Remove the part and its validators."""
         self.path.unlink(missing_ok=True)
-        self.meta.unlink(missing_ok=True)
+        self._drop_meta()
 
     def commit(self) -> None:
         """Give the complete part its final name."""
         self.path.replace(self.dest)
-        self.meta.unlink(missing_ok=True)
+        self._drop_meta()
+
+    def _drop_meta(self) -> None:
+        if self.meta in self._metas:
+            self.meta.unlink(missing_ok=True)
+            self._metas.discard(self.meta)
 
 
-def part_path(dest: Path) -> Path:
-    """Where ``dest`` is written until it is complete."""
-    return PartFile(dest).path
+class PartWriter:
+    """Writes one response body into a part file, keeping the event loop free.
+
+    A body up to ``SPILL_BYTES`` is kept in memory and written (and hashed) in one
+    thread hop at the end: most documents are small, and one hop beats three. A
+    larger body spills to the file, and from then on every chunk is written and
+    hashed in a worker thread, so hashing overlaps with receiving. When the body
+    spills, its validators are saved, so even a killed process can resume it; a
+    smaller body that breaks off is salvaged (written, validators saved) instead.
+    """
+
+    def __init__(
+        self, part: PartFile, *, offset: int, hasher: Hasher, validators: Validators | None
+    ) -> None:
+        self._part = part
+        self._mode = "ab" if offset else "wb"
+        self._hasher = hasher
+        self._validators = validators
+        self._buffer = bytearray()
+        self._file: IO[Any] | None = None
+
+    async def write(self, chunk: bytes) -> None:
+        """Take the next chunk of the body."""
+        if self._file is not None:
+            await asyncio.to_thread(self._write, chunk)
+            return
+        self._buffer += chunk
+        if len(self._buffer) >= SPILL_BYTES:
+            await asyncio.to_thread(self._spill)
+
+    async def finish(self) -> None:
+        """Write what is buffered and close the file."""
+        await asyncio.to_thread(self._finish)
+
+    def salvage(self) -> None:
+        """After a failure: keep what arrived, and make it resumable."""
+        if self._file is None and self._buffer:
+            self._spill()
+        if self._file is not None:
+            self._file.close()
+
+    def _spill(self) -> None:
+        self._part.save_validators(self._validators)
+        self._file = self._part.path.open(self._mode)
+        self._write(bytes(self._buffer))
+        self._buffer.clear()
+
+    def _write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        self._file.write(chunk)
+        self._hasher.update(chunk)
+
+    def _finish(self) -> None:
+        if self._file is None:
+            self._hasher.update(self._buffer)
+            with self._part.path.open(self._mode) as file:
+                file.write(self._buffer)
+        else:
+            self._file.close()
 
 
 class HostSlots:
@@ -155,7 +226,8 @@ class HostSlots:
 
 
 def _host_key(url: str) -> str:
-    return str(URL(url).origin())
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 class Fetcher:
@@ -171,6 +243,7 @@ class Fetcher:
         addresses: AddressPolicy,
         max_bytes: int | None = None,
         keep_mismatched: bool = False,
+        metas: set[Path] | None = None,
         on_bytes: Callable[[int], None] = lambda _: None,
     ) -> None:
         self._session = session
@@ -183,6 +256,9 @@ class Fetcher:
         self._on_bytes = on_bytes
         self.retries = 0
         self.received = 0  # body bytes received, every try included
+        self._metas = set() if metas is None else metas
+        self._safe_hosts: set[str] = set()
+        self._folders: set[Path] = set()
 
     async def fetch(
         self, *, url: str, dest: Path, claimed_type: str, known: Validators | None = None
@@ -192,10 +268,12 @@ class Fetcher:
         With ``known`` validators of the file already at ``dest``, the request is
         conditional: None means the server says it has not changed (304).
         """
-        part = PartFile(dest)
+        part = PartFile(dest, metas=self._metas)
         try:
             self._check_url(url)
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.parent not in self._folders:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self._folders.add(dest.parent)
             fetched = await with_retries(
                 lambda _: self._attempt(url, part, known),
                 policy=self._policy,
@@ -221,11 +299,14 @@ class Fetcher:
 
     def _check_url(self, url: str) -> None:
         host = check_url(url)
+        if host in self._safe_hosts:
+            return
         try:
             check_url_host(host, policy=self._addresses)
         except BlockedAddress as exc:
             msg = f"{exc} (url '{url}')"
             raise UnsafeUrl(msg) from exc
+        self._safe_hosts.add(host)
 
     def _check_content(self, url: str, claimed_type: str, fetched: Fetched) -> Fetched:
         """``fetched`` with its type mismatch noted; an HTML page for a document fails."""
@@ -299,12 +380,11 @@ class Fetcher:
             part.discard()
             raise
         etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
-        if offset == 0:
-            part.save_validators(Validators(url=url, etag=etag, last_modified=modified))
+        validators = Validators(url=url, etag=etag, last_modified=modified) if offset == 0 else None
         expected = _expected_length(response)
         if expected is not None:
             self._check_size(offset + expected, url)
-        size, digest, head = await self._stream(response, url, part, offset)
+        size, digest, head = await self._stream(response, url, part, offset, validators)
         if expected is not None and size != offset + expected:
             msg = f"got {size} of {offset + expected} bytes for url '{url}'"
             raise IncompleteBody(msg)
@@ -323,21 +403,32 @@ class Fetcher:
         )
 
     async def _stream(
-        self, response: aiohttp.ClientResponse, url: str, part: PartFile, offset: int
+        self,
+        response: aiohttp.ClientResponse,
+        url: str,
+        part: PartFile,
+        offset: int,
+        validators: Validators | None,
     ) -> tuple[int, str, bytes]:
         """Append the body to the part chunk by chunk, counting and hashing as it goes."""
-        hasher, head = await asyncio.to_thread(_hash_prefix, part.path, offset)
+        hasher, head = hashlib.sha256(), bytearray()
+        if offset:
+            hasher, head = await asyncio.to_thread(_hash_prefix, part.path, offset)
+        writer = PartWriter(part, offset=offset, hasher=hasher, validators=validators)
         size = offset
-        async with aiofiles.open(part.path, "ab" if offset else "wb") as file:
+        try:
             async for chunk in response.content.iter_chunked(CHUNK_SIZE):
                 size += len(chunk)
                 self._check_size(size, url)
                 if len(head) < SNIFF_BYTES:
                     head += chunk[: SNIFF_BYTES - len(head)]
-                hasher.update(chunk)
-                await file.write(chunk)
+                await writer.write(chunk)
                 self.received += len(chunk)
                 self._on_bytes(len(chunk))
+        except BaseException:
+            writer.salvage()
+            raise
+        await writer.finish()
         return size, hasher.hexdigest(), bytes(head)
 
     def _check_size(self, size: int, url: str) -> None:
@@ -372,7 +463,7 @@ def check_url(url: str) -> str:
     return parsed.host
 
 
-def _hash_prefix(path: Path, offset: int) -> tuple[hashlib._Hash, bytearray]:
+def _hash_prefix(path: Path, offset: int) -> tuple[Hasher, bytearray]:
     """A sha256 fed with the first ``offset`` bytes of ``path``, and its sniffing head."""
     hasher = hashlib.sha256()
     head = bytearray()
