@@ -246,7 +246,7 @@ class Downloads:
                 known=_validators(item.url, known),
             )
         except DocumentError as exc:
-            self._failed(item, path, exc, summary, attempted_at=attempted_at)
+            self._failed(item, path, exc, summary, attempted_at=attempted_at, known=known)
             return
         if fetched is None and known is not None:  # 304: what we have is current
             self._record(item.url, known, outcome="unchanged", listing=item)
@@ -265,8 +265,10 @@ class Downloads:
         summary: RunSummary,
         *,
         attempted_at: datetime,
+        known: Entry | None,
     ) -> None:
-        entry = self._entry(item, path, attempted_at=attempted_at, error=str(exc))
+        """Record a failure; a file we already had (``--refresh``) stays recorded as it was."""
+        entry = known or self._entry(item, path, attempted_at=attempted_at, error=str(exc))
         summary.failed += 1
         summary.failures.append(Failure(url=item.url, path=path, error=str(exc)))
         if isinstance(exc, DiskError) and exc.out_of_space:

@@ -45,7 +45,7 @@ from downloader.sniff import SNIFF_BYTES, compatible, detect_type, is_html_inste
 if TYPE_CHECKING:
     from hashlib import _Hash as Hasher
 
-CHUNK_SIZE: Final = 256 * 1024
+CHUNK_SIZE: Final = 1024 * 1024
 SPILL_BYTES: Final = 256 * 1024  # bodies up to this size are written in one go
 MAX_REDIRECTS: Final = 10
 PART_SUFFIX: Final = ".part"
