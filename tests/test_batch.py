@@ -6,10 +6,14 @@ import asyncio
 import hashlib
 import itertools
 import json
+import sys
 from pathlib import Path
+
+import pytest
 
 import downloader
 from downloader.demo import DEMO_API_KEY, DemoDocument, DemoJob, DemoState
+from downloader.errors import FolderLocked
 from downloader.job import pull
 from downloader.lock import folder_lock
 from downloader.manifest import load_manifest
@@ -185,6 +189,28 @@ async def test_locked_folder_refuses_a_second_run(demo: Server, tmp_path: Path) 
     assert result.code == 0, result.stderr
 
 
+async def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+    """A lock whose holder died (kill -9) does not block the next run."""
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c",
+        "import asyncio, sys; from pathlib import Path; from downloader.lock import folder_lock\n"
+        "async def main():\n"
+        "    async with folder_lock(Path(sys.argv[1])):\n"
+        "        print('locked', flush=True); await asyncio.sleep(60)\n"
+        "asyncio.run(main())",
+        str(tmp_path), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"locked\n"
+    with pytest.raises(FolderLocked):
+        async with folder_lock(tmp_path):
+            pass
+    holder.kill()
+    await holder.wait()
+    async with folder_lock(tmp_path):
+        pass
+
+
 async def test_wait_polls_until_completed(start_server: StartServer, tmp_path: Path) -> None:
     """--wait polls the status at the configured interval until the job completes."""
     job = DemoJob(
@@ -200,7 +226,8 @@ async def test_wait_polls_until_completed(start_server: StartServer, tmp_path: P
     assert summary.exit_code == 0
     assert len(polls) == 3
     gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]
-    assert all(0.3 * 0.8 - 0.01 <= gap <= 0.3 * 1.2 + 0.5 for gap in gaps), gaps
+    assert all(gap >= 0.3 * 0.8 - 0.01 for gap in gaps), gaps  # never faster than asked
+    assert all(gap < 5.0 for gap in gaps), gaps  # and not stuck
 
 
 async def test_wait_obeys_429_on_status(start_server: StartServer, tmp_path: Path) -> None:
