@@ -98,14 +98,18 @@ class JobNotFound(ApiError):
     """404: the job does not exist or the key may not see it (Skop does not say which)."""
 
 
-class ServerError(ApiError):
-    """5xx or 429 after retries, or a status the client has no meaning for."""
+class _StatusError(FetchDocsError):
+    """An error that is an HTTP status; retryable when the status is."""
 
     def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
         self.retryable = status in RETRYABLE_STATUSES
+
+
+class ServerError(_StatusError, ApiError):
+    """5xx or 429 after retries, or a status the client has no meaning for."""
 
 
 class BadResponse(ApiError):
@@ -141,14 +145,8 @@ class DocumentError(FetchDocsError):
     exit_code = EXIT_DOCUMENTS_FAILED
 
 
-class HttpStatusError(DocumentError):
+class HttpStatusError(_StatusError, DocumentError):
     """The document host answered with an error status."""
-
-    def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-        self.retryable = status in RETRYABLE_STATUSES
 
 
 class TransferError(DocumentError):
