@@ -367,10 +367,10 @@ class Downloads:
             for job_id in wanted[url].job_ids:
                 jobs[job_id].counts.add(outcome)
         for url, job_id in self._gone(listed, summary.jobs):
-            summary.counts.add("gone")
-            jobs[job_id].counts.add("gone")
             entry = self.manifest.documents[url]
-            if entry.gone_at is None:
+            if entry.gone_at is None:  # count what changed tonight, not every night
+                summary.counts.add("gone")
+                jobs[job_id].counts.add("gone")
                 self.manifest.documents[url] = entry.model_copy(update={"gone_at": utcnow()})
 
     def _gone(self, listed: set[str], outcomes: list[JobOutcome]) -> list[tuple[str, str]]:

@@ -67,7 +67,6 @@ class Fetched:
     final_url: str
     detected_type: str | None
     type_mismatch: bool
-    resumed_from: int = 0
     etag: str | None = None
     last_modified: str | None = None
 
@@ -397,7 +396,6 @@ class Fetcher:
             final_url=str(response.url),
             detected_type=detected,
             type_mismatch=False,
-            resumed_from=offset,
             etag=etag,
             last_modified=modified,
         )

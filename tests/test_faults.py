@@ -155,12 +155,26 @@ async def test_detected_type_is_recorded(start_server: StartServer, tmp_path: Pa
 async def test_rate_limited_host_is_paused_for_everyone(
     start_server: StartServer, tmp_path: Path
 ) -> None:
-    """A 429 with Retry-After holds back the host's other downloads too."""
+    """A 429 with Retry-After holds back the host's other downloads, not other hosts'."""
     limited = listing("/f/limited.pdf", faults=Faults(rate_limit_times=1, retry_after="1"))
     others = [listing(f"/f/other{i}.pdf", faults=Faults(latency=0.3)) for i in range(4)]
     server = await start_server(one_job(limited, *others))
+    port = server.url.rsplit(":", 1)[1]
+    elsewhere = [
+        listed_at(listing(f"/f/away{i}.pdf", faults=Faults(latency=0.3)), f"localhost:{port}")
+        for i in range(3)
+    ]
+    server.state.jobs["job_test1"].documents = [limited, *others, *elsewhere]
     await pull(jobs=["job_test1"], settings=fast_settings(server, tmp_path, per_host=1))
     first_429 = server.state.records("/f/limited.pdf")[0].at
-    later = [r.at for r in server.state.log if r.path.startswith("/f/other") and r.at > first_429]
-    assert later
-    assert min(later) - first_429 >= 0.9
+    log = server.state.log
+    same_host = [r.at for r in log if r.path.startswith("/f/other") and r.at > first_429]
+    other_host = [r.at for r in log if r.path.startswith("/f/away")]
+    assert same_host
+    assert min(same_host) - first_429 >= 0.9
+    assert any(first_429 < at < first_429 + 0.9 for at in other_host)
+
+
+def listed_at(document: DemoDocument, host: str) -> DemoDocument:
+    """``document`` listed under another host name for the same server."""
+    return type(document)(**{**document.__dict__, "listed_url": f"http://{host}{document.path}"})
