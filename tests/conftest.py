@@ -124,6 +124,7 @@ async def run_cli(
     cwd: Path | None = None,
     on_started: Callable[[asyncio.subprocess.Process], Awaitable[None]] | None = None,
     max_file_size: int | None = None,
+    stdin: bytes | None = None,
 ) -> CliResult:
     """Run ``python -m downloader ARGS`` as a real process, bounded in time.
 
@@ -134,6 +135,7 @@ async def run_cli(
     environ |= env or {}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "downloader", *map(str, args),
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=environ, cwd=cwd,
         preexec_fn=None if max_file_size is None else lambda: _limit_file_size(max_file_size),
@@ -141,7 +143,7 @@ async def run_cli(
     if on_started is not None:
         await on_started(process)
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT)
+        stdout, stderr = await asyncio.wait_for(process.communicate(stdin), CLI_TIMEOUT)
     except TimeoutError:
         process.kill()
         await process.wait()

@@ -169,6 +169,12 @@ async def test_jobs_file_with_comments_and_stdin(start_server: StartServer, tmp_
     )
     assert result.code == 0, result.stderr
     assert (out / "a.pdf").exists()
+    piped = await run_cli(
+        "--jobs-file", "-", "--api-url", server.url, "-o", tmp_path / "piped", env=KEY_ENV,
+        stdin=b"job_file1\n# done\n",
+    )  # fmt: skip
+    assert piped.code == 0, piped.stderr
+    assert (tmp_path / "piped" / "a.pdf").exists()
     missing = await run_cli("--jobs-file", tmp_path / "nope.txt", "-o", out, env=KEY_ENV)
     assert missing.code == 2
     assert "cannot read --jobs-file" in missing.stderr
