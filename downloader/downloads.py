@@ -21,7 +21,6 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -35,7 +34,15 @@ from downloader.errors import (
     NoSpace,
     OutputError,
 )
-from downloader.fetch import META_SUFFIX, PART_SUFFIX, Fetched, Fetcher, HostSlots, Validators
+from downloader.fetch import (
+    META_SUFFIX,
+    PART_SUFFIX,
+    Fetched,
+    Fetcher,
+    HostSlots,
+    Validators,
+    host_key,
+)
 from downloader.lock import LOCK_NAME
 from downloader.manifest import (
     JOURNAL_NAME,
@@ -406,7 +413,7 @@ def _interleave_hosts(todo: list[Wanted]) -> list[Wanted]:
     """``todo`` reordered round-robin across hosts, each host's order kept."""
     by_host: defaultdict[str, list[Wanted]] = defaultdict(list)
     for item in todo:
-        by_host[urlsplit(item.url).netloc.lower()].append(item)
+        by_host[host_key(item.url)].append(item)
     rounds = itertools.zip_longest(*by_host.values())
     return [item for round_ in rounds for item in round_ if item is not None]
 

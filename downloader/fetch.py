@@ -209,7 +209,7 @@ class HostSlots:
     @contextlib.asynccontextmanager
     async def hold(self, url: str) -> AsyncIterator[None]:
         """Wait for the host's slot and pause first, so a busy host never holds a global slot."""
-        host = _host_key(url)
+        host = host_key(url)
         async with self._hosts[host]:
             # A deadline that later 429s may push back: re-read it after each sleep.
             while (wait := self._paused_until.get(host, 0.0) - time.monotonic()) > 0:  # noqa: ASYNC110
@@ -219,12 +219,13 @@ class HostSlots:
 
     def pause(self, url: str, seconds: float) -> None:
         """Hold back every request to ``url``'s host for ``seconds`` (a 429 there)."""
-        host = _host_key(url)
+        host = host_key(url)
         until = time.monotonic() + seconds
         self._paused_until[host] = max(until, self._paused_until.get(host, 0.0))
 
 
-def _host_key(url: str) -> str:
+def host_key(url: str) -> str:
+    """What per-host limits and pauses apply to: scheme and host[:port], lowercased."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
